@@ -1,0 +1,27 @@
+# Quick start: `make demo` grades the bundled examples; `make test` runs the project's tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m autograder grade ift6135_vit_lstm reference/ift6135_vit_lstm --results build/demo/reference/results.json
+	$(PY) -m autograder grade ift6135_vit_lstm tests/fixtures/ift6135_vit_lstm/half_finished --results build/demo/half_finished/results.json
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/grading_cost.py
+
+clean:
+	rm -rf $(VENV) build

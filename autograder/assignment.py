@@ -1,0 +1,64 @@
+"""What an assignment declares: the files students submit, its points and its bans.
+
+Each assignment has ``test_suites/<name>/assignment.py`` defining ``ASSIGNMENT``; the
+test modules ``test_*.py`` beside it hold the graded unittest cases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SubmissionFile:
+    """One file students hand in, staged under ``name`` whatever it was called.
+
+    ``aliases`` are other names the handout or starter code used; ``.ipynb`` versions of
+    any of the names are accepted and converted to a module.
+    """
+    name: str
+    aliases: tuple[str, ...] = ()
+    max_bytes: int = 2_000_000
+
+    @property
+    def module(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Ban:
+    """Functions students may not use in part of one file.
+
+    ``scope`` names the classes or functions of ``file`` the ban covers (empty: the whole
+    file). ``names`` are dotted API names caught by the static scan, however imported or
+    aliased; ``runtime_ops`` are substrings of op names caught by the worker's op log
+    while a test with ``@enforce_ban(key)`` runs.
+    """
+    key: str
+    file: str
+    names: tuple[str, ...]
+    runtime_ops: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    title: str
+    files: tuple[SubmissionFile, ...]
+    total_points: float
+    bans: tuple[Ban, ...] = ()
+    default_time_limit: float = 60.0
+    extra_files: tuple[str, ...] = field(default=())
+
+    def file(self, name: str) -> SubmissionFile:
+        for f in self.files:
+            if f.name == name or f.module == name:
+                return f
+        raise KeyError(name)
+
+    def ban(self, key: str) -> Ban:
+        for b in self.bans:
+            if b.key == key:
+                return b
+        raise KeyError(f"assignment {self.name} declares no ban {key!r}")

@@ -1,0 +1,90 @@
+"""``GradedTestCase``: the base class of every graded test.
+
+A test reads like ordinary PyTorch code::
+
+    vit = self.student("vit_solution")          # proxy of the student's module (in a worker)
+    ln = vit.LayerNorm(16)                       # constructed in the worker; a proxy
+    y = ln(x)                                    # x crosses as bytes; y comes back as a plain tensor
+    ref = self.reference("vit_solution").LayerNorm(16)   # trusted reference, in this process
+    self.assert_close(y, ref(x), what="LayerNorm(16) on a (2, 5, 16) input")
+
+Calls into student code return data (tensors, numbers, strings and containers of them)
+by value, and anything else as a proxy. ``self.keep(f, ...)`` returns a proxy even for a
+tensor, so that ``out.backward(g)`` can run where the graph lives. Tensors sent to the
+worker arrive on the grading device (``self.device``) unless a proxy was made with
+``device=...``.
+"""
+from __future__ import annotations
+
+import unittest
+from typing import Any
+
+import torch
+
+from autograder.suite import checks
+
+
+class GradedTestCase(unittest.TestCase):
+    """unittest.TestCase with a handle on the grading context (set by the runner)."""
+
+    grading: Any = None   # autograder.trusted.context.TestContext, injected per test
+
+    # -- student code, reference code ------------------------------------------------
+    def student(self, module: str, device: str | None = None):
+        """Proxy of the student's module ``module`` (e.g. ``"vit_solution"``), imported in a worker."""
+        return self.grading.student_module(module, device=device)
+
+    def reference(self, module: str):
+        """The instructor's reference module (a real module, trusted, imported in this process)."""
+        return self.grading.reference_module(module)
+
+    @property
+    def device(self) -> str:
+        """The grading device: ``"cuda"`` when a GPU is used, else ``"cpu"``."""
+        return self.grading.device
+
+    @property
+    def hidden(self) -> bool:
+        """True when this test's results are not shown to students before publication."""
+        return self.grading.hidden
+
+    def keep(self, func, *args, **kwargs):
+        """Call ``func`` (a proxy) in the worker and return the result as a proxy."""
+        return self.grading.call(func, args, kwargs, keep=True)
+
+    def put(self, value, requires_grad: bool = False):
+        """Place a tensor in the worker and return a proxy of it (to read ``.grad`` later)."""
+        return self.grading.put(value, requires_grad=requires_grad)
+
+    def fetch(self, proxy):
+        """The value of a proxy as data (tensors come back detached, on the CPU)."""
+        return self.grading.fetch(proxy)
+
+    def grads(self, module) -> dict[str, torch.Tensor | None]:
+        """``{name: grad}`` over ``module.named_parameters()`` in the worker."""
+        return self.grading.tool("grads", module)
+
+    def parameter_count(self, module, trainable_only: bool = True) -> int:
+        return self.grading.tool("parameter_count", module, trainable_only)
+
+    def seeds(self, n: int) -> list[int]:
+        """``n`` seeds for drawing inputs: fixed for visible tests, drawn per run for hidden ones."""
+        return self.grading.seeds(self.id(), n)
+
+    def note(self, text: str) -> None:
+        """Add a line to this test's output without failing it."""
+        self.grading.notes.append(str(text))
+
+    # -- checks with messages a student can act on ----------------------------------
+    def assert_tensor(self, value, *, shape=None, dtype=None, what: str = "the result") -> torch.Tensor:
+        """Fail unless ``value`` is a plain finite tensor of the given shape and dtype."""
+        return checks.expect_tensor(value, shape=shape, dtype=dtype, what=what)
+
+    def assert_close(self, actual, expected: torch.Tensor, *, what: str = "the result",
+                     atol: float = 1e-4, rtol: float = 1e-4, reveal: bool | None = None) -> torch.Tensor:
+        """Fail unless ``actual`` matches ``expected`` (shape, dtype kind, values).
+
+        Hidden tests never show expected values (``reveal`` defaults to ``not self.hidden``).
+        """
+        reveal = (not self.hidden) if reveal is None else reveal
+        return checks.expect_close(actual, expected, what=what, atol=atol, rtol=rtol, reveal=reveal)

@@ -1,0 +1,52 @@
+"""Failures of student code, as seen by a test: each one fails that test with its message.
+
+They subclass AssertionError so that unittest reports them as failures (the student's
+doing), not errors (the grader's).
+"""
+from __future__ import annotations
+
+import signal
+
+
+class StudentCodeFailure(AssertionError):
+    """Base class: the message is written for the student."""
+
+
+class StudentException(StudentCodeFailure):
+    """Student code raised an exception (SystemExit included)."""
+
+
+class WorkerDied(StudentCodeFailure):
+    """The worker process ended while running student code."""
+
+
+class WorkerTimeout(StudentCodeFailure):
+    """Student code ran past the test's time limit; the worker was killed."""
+
+
+class BadReply(StudentCodeFailure):
+    """The worker answered with something that is not a valid reply."""
+
+
+class MissingSubmissionFile(StudentCodeFailure):
+    """A file this test needs was not found in the submission."""
+
+
+class BannedFunctionUsed(StudentCodeFailure):
+    """A banned function was found by the static scan or the op log."""
+
+
+def describe_exit(status: int | None) -> str:
+    if status is None:
+        return "the worker process running your code stopped answering"
+    if status >= 0:
+        return (f"the worker process running your code exited with code {status} "
+                "(does your code call sys.exit(), os._exit() or exit() at import or inside a function?)")
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = f"signal {-status}"
+    hint = {"SIGKILL": "it was killed: usually by running out of memory or by the resource limits",
+            "SIGSEGV": "a segmentation fault: a crash inside native code",
+            "SIGABRT": "it aborted: a failed assertion inside native code"}.get(name, "it received a signal")
+    return f"the worker process running your code was ended by {name} ({hint})"

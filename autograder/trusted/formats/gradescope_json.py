@@ -1,0 +1,89 @@
+"""GradingResult -> Gradescope's results.json: capped, schema-checked, written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from autograder.trusted.results import GradingResult
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "gradescope_results.schema.json"
+MAX_TEST_OUTPUT = 16 * 1024
+MAX_TOTAL_BYTES = 900 * 1024
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _clean(text: str) -> str:
+    """Text safe for the file: valid UTF-8, \\n newlines, no control characters."""
+    text = text.encode("utf-8", errors="replace").decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch if ch in "\n\t" or ord(ch) >= 32 else "?" for ch in text)
+
+
+def cap(text: str, limit: int) -> str:
+    text = _clean(text)
+    if len(text.encode()) <= limit:
+        return text
+    cut = text.encode()[: limit - 200].decode("utf-8", errors="ignore")
+    return cut + f"\n[... output cut: {len(text.encode()) - len(cut.encode())} more bytes not shown]"
+
+
+def to_json(result: GradingResult, per_test_limit: int = MAX_TEST_OUTPUT) -> dict:
+    tests = []
+    for t in result.tests:
+        entry = {"name": _clean(t.name), "score": round(float(t.score), 6), "max_score": float(t.max_score),
+                 "status": t.status, "output": cap(t.output, per_test_limit), "visibility": t.visibility,
+                 "execution_time": round(max(t.execution_time, 0.0), 3)}
+        if t.number:
+            entry["number"] = str(t.number)
+        if t.tags:
+            entry["tags"] = [str(x) for x in t.tags]
+        if t.extra:
+            entry["extra_data"] = t.extra
+        tests.append(entry)
+    return {"score": result.score, "execution_time": round(result.execution_time, 3),
+            "output": cap(result.output or result.summary(), per_test_limit), "output_format": "text",
+            "test_output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
+            "extra_data": {"assignment": result.assignment, "grader_error": result.grader_error, **result.extra},
+            "tests": tests}
+
+
+def render(result: GradingResult) -> str:
+    """The results.json text, validated, under the total size cap (outputs shrink until it fits)."""
+    limit = MAX_TEST_OUTPUT
+    while True:
+        data = to_json(result, limit)
+        text = json.dumps(data, indent=1, allow_nan=False)
+        if len(text.encode()) <= MAX_TOTAL_BYTES or limit <= 256:
+            break
+        limit //= 2
+    jsonschema.validate(data, schema())
+    return text
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write(result: GradingResult, path: Path) -> None:
+    write_atomic(path, render(result))

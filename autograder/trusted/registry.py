@@ -1,0 +1,69 @@
+"""Where assignments live: ``test_suites/<name>/``, ``reference/<name>/``, ``student_template/<name>/``.
+
+The project root is the folder holding ``autograder/`` (override: ``AUTOGRADER_PROJECT``).
+Suites, configs and reference code are instructor code, imported in the trusted process.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+from autograder.assignment import Assignment
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("AUTOGRADER_PROJECT") or Path(__file__).resolve().parents[2])
+
+
+def suite_dir(name: str) -> Path:
+    return project_root() / "test_suites" / name
+
+
+def reference_dir(name: str) -> Path:
+    return project_root() / "reference" / name
+
+
+def template_dir(name: str) -> Path:
+    return project_root() / "student_template" / name
+
+
+def names() -> list[str]:
+    root = project_root() / "test_suites"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "assignment.py").is_file())
+
+
+def import_file(path: Path, module_name: str) -> types.ModuleType:
+    """Import a trusted file under a private module name (cached)."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def load_assignment(name: str) -> Assignment:
+    path = suite_dir(name) / "assignment.py"
+    if not path.is_file():
+        known = ", ".join(names()) or "none"
+        raise KeyError(f"unknown assignment {name!r} (known: {known})")
+    return import_file(path, f"_autograder_suites.{name}.assignment").ASSIGNMENT
+
+
+def test_modules(name: str) -> list[types.ModuleType]:
+    return [import_file(p, f"_autograder_suites.{name}.{p.stem}")
+            for p in sorted(suite_dir(name).glob("test_*.py"))]
+
+
+def reference_module(name: str, module: str) -> types.ModuleType:
+    return import_file(reference_dir(name) / f"{module}.py", f"_autograder_reference.{name}.{module}")

@@ -1,0 +1,74 @@
+"""The result model: what grading decided, independent of any output format."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TestResult:
+    __test__ = False   # not a pytest test class
+    name: str
+    max_score: float
+    score: float = 0.0
+    number: str | None = None
+    output: str = ""
+    visibility: str = "visible"
+    tags: tuple[str, ...] = ()
+    execution_time: float = 0.0
+    status: str = "failed"                   # "passed" | "failed"
+    extra: dict = field(default_factory=dict)  # instructor-only details (never shown to students)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class GradingResult:
+    assignment: str
+    tests: list[TestResult] = field(default_factory=list)
+    output: str = ""
+    execution_time: float = 0.0
+    grader_error: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests), 6)
+
+    def summary(self) -> str:
+        """Top-level text: what the visible score covers and what hidden tests hold."""
+        visible = [t for t in self.tests if t.visibility == "visible"]
+        hidden = [t for t in self.tests if t.visibility != "visible"]
+        lines = [f"Visible tests: {_pts(sum(t.score for t in visible))} of "
+                 f"{_pts(sum(t.max_score for t in visible))} points ({len(visible)} tests)."]
+        if hidden:
+            lines.append(f"{len(hidden)} hidden tests hold {_pts(sum(t.max_score for t in hidden))} more points; "
+                         "their results are shown when grades are published. Your visible score "
+                         "is not your final score.")
+        return "\n".join(lines)
+
+
+def _pts(x: float) -> str:
+    return f"{x:g}"
+
+
+def grader_error_result(assignment: str, traceback_text: str) -> GradingResult:
+    """What students see when the grader itself broke: score 0, a visible note, details hidden."""
+    return GradingResult(
+        assignment=assignment,
+        grader_error=True,
+        output="The autograder itself failed while grading this submission. This is not your "
+               "fault; the course staff have been notified through the grader log. Please "
+               "resubmit later or contact the staff.",
+        tests=[
+            TestResult(name="grader error", max_score=0.0, score=0.0, status="failed",
+                       output="The autograder hit an internal error. Your submission was not graded."),
+            TestResult(name="grader error (details for staff)", max_score=0.0, score=0.0, status="failed",
+                       visibility="hidden", output=traceback_text[-20000:]),
+        ],
+    )

@@ -1,0 +1,273 @@
+"""Grading one submission: stage it, scan it, run every graded test, build the result.
+
+``grade()`` never raises for anything a submission does: student failures become failed
+tests, and a failure of the grader itself becomes a valid result with a visible
+"grader error" test (traceback hidden).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sys
+import tempfile
+import time
+import traceback
+import unittest
+from pathlib import Path
+
+from autograder.assignment import Assignment
+from autograder.suite.case import GradedTestCase
+from autograder.suite.decorators import attribute
+from autograder.trusted import errors, registry
+from autograder.trusted.context import InProcessTransport, ProcessTransport, TestContext
+from autograder.trusted.results import GradingResult, TestResult, grader_error_result
+from autograder.trusted.staging import StagedSubmission, stage
+from autograder.trusted.static_scan import Finding, scan_source
+from autograder.trusted.workers import WorkerPool
+
+MAX_PRINTED_PER_TEST = 4096
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+    return device
+
+
+class GradingRun:
+    """State shared by the tests of one submission (what ``TestContext`` calls back into)."""
+
+    def __init__(self, assignment: Assignment, staged: StagedSubmission, device: str,
+                 isolation: str, seed: int, pool: WorkerPool | None):
+        self.assignment = assignment
+        self.staged = staged
+        self.device = device
+        self.isolation = isolation
+        self.seed = seed
+        self.pool = pool
+        self.modules = [f.module for f in assignment.files if staged.has(f.name)]
+
+    def require_module(self, module: str) -> None:
+        spec = self.assignment.file(module)
+        if not self.staged.has(spec.name):
+            also = f" (also accepted: {', '.join(spec.aliases)}, or a .ipynb notebook)" if spec.aliases else \
+                " (or a .ipynb notebook of that name)"
+            raise errors.MissingSubmissionFile(
+                f"{spec.name} was not found in your submission{also}, so this test could not run. "
+                f"{self.upload_listing()}")
+
+    def upload_listing(self) -> str:
+        found = ", ".join(f"{v} (graded as {k})" for k, v in self.staged.found.items())
+        return f"Files graded from your upload: {found}." if found else "No expected file was found in your upload."
+
+    def reference_module(self, module: str):
+        return registry.reference_module(self.assignment.name, module)
+
+    def new_transport(self):
+        if self.isolation == "none":
+            from autograder.untrusted.worker import Worker   # the benchmark's floor only
+            for module in self.modules:
+                sys.modules.pop(module, None)
+            return InProcessTransport(Worker(str(self.staged.dir), self.modules, self.device))
+        worker = self.pool.spawn(str(self.staged.dir), self.modules, self.device)
+        return ProcessTransport(worker, MAX_REPLY_BYTES)
+
+    def seeds(self, test_id: str, n: int, hidden: bool) -> list[int]:
+        base = f"{test_id}:{self.seed if hidden else 0}"
+        digest = hashlib.sha256(base.encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        return [rng.randrange(2**31) for _ in range(n)]
+
+
+class _Collector(unittest.TestResult):
+    """Records the outcome of one test case run."""
+
+    def __init__(self):
+        super().__init__()
+        self.outcome = "passed"
+        self.message = ""
+        self.detail = ""
+
+    def addFailure(self, test, err):
+        self.outcome, self.message = "failed", _exception_text(err[1])
+
+    def addError(self, test, err):
+        exc = err[1]
+        if isinstance(exc, errors.StudentCodeFailure):
+            self.addFailure(test, err)
+            return
+        self.outcome = "error"
+        self.message = ("This test could not finish because of an unexpected condition "
+                        f"({type(exc).__name__}: {_exception_text(exc)[:300]}).")
+        self.detail = "".join(traceback.format_exception(*err))
+
+    def addSkip(self, test, reason):
+        self.outcome, self.message = "skipped", f"Skipped: {reason}"
+
+    def addSubTest(self, test, subtest, err):
+        if err is not None:
+            if issubclass(err[0], AssertionError):
+                self.addFailure(test, err)
+            else:
+                self.addError(test, err)
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:   # noqa: BLE001
+        return type(exc).__name__
+
+
+def collect_tests(assignment_name: str) -> list[GradedTestCase]:
+    loader = unittest.TestLoader()
+    cases: list[GradedTestCase] = []
+
+    def flatten(suite):
+        for item in suite:
+            if isinstance(item, unittest.TestSuite):
+                flatten(item)
+            elif isinstance(item, GradedTestCase):
+                cases.append(item)
+
+    for module in registry.test_modules(assignment_name):
+        flatten(loader.loadTestsFromModule(module))
+    return cases
+
+
+def _method(case: unittest.TestCase):
+    return getattr(case, case._testMethodName)
+
+
+def _number_key(number: str | None) -> tuple:
+    parts = []
+    for p in (number or "").split("."):
+        parts.append((0, int(p), "") if p.isdigit() else (1, 0, p))
+    return tuple(parts)
+
+
+def _reset_partial_score(func) -> None:
+    func = getattr(func, "__func__", func)
+    while func is not None:
+        if "__score__" in getattr(func, "__dict__", {}):
+            del func.__score__
+        func = getattr(func, "__wrapped__", None)
+
+
+def ban_findings(assignment: Assignment, staged: StagedSubmission) -> dict[str, list[Finding]]:
+    findings: dict[str, list[Finding]] = {}
+    for ban in assignment.bans:
+        path = staged.dir / ban.file
+        if path.is_file():
+            source = path.read_bytes().decode("utf-8", errors="replace")
+            findings[ban.key] = scan_source(source, ban.file, ban)
+        else:
+            findings[ban.key] = []
+    return findings
+
+
+def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Finding]],
+             time_scale: float) -> TestResult:
+    method = _method(case)
+    weight = float(attribute(method, "__weight__", 0.0) or 0.0)
+    visibility = attribute(method, "__visibility__", "visible")
+    bans = attribute(method, "__bans__", ())
+    limit = float(attribute(method, "__time_limit__", run.assignment.default_time_limit)) * time_scale
+    doc = (case.shortDescription() or case._testMethodName).strip()
+    result = TestResult(name=doc, max_score=weight, number=attribute(method, "__number__"),
+                        visibility=visibility, tags=tuple(attribute(method, "__tags__", ()) or ()))
+    start = time.monotonic()
+
+    static = [f for key in bans for f in findings.get(key, [])]
+    if static:
+        result.output = ("Banned function use found in your code, so this test scores 0:\n"
+                         + "\n".join(f"  {f}" for f in static[:10]))
+        result.extra["ban_findings"] = [str(f) for f in static]
+        return result
+
+    context = TestContext(run, hidden=visibility != "visible", time_limit=limit,
+                          log_ops=bool(bans), test_id=case.id())
+    case.grading = context
+    _reset_partial_score(method)
+    collector = _Collector()
+    try:
+        case.run(collector)
+    finally:
+        printed = context.close()
+        case.grading = None
+    result.execution_time = time.monotonic() - start
+
+    lines = []
+    if collector.outcome == "passed":
+        banned_ops = _banned_ops(run.assignment, bans, context.ops)
+        if banned_ops:
+            collector.outcome = "failed"
+            collector.message = ("Your code ran a banned operation during this test, so it scores 0: "
+                                 + ", ".join(sorted(banned_ops)[:5]))
+            result.extra["banned_ops"] = sorted(banned_ops)[:20]
+    if bans and context.silent_calls:
+        result.extra["empty_op_log"] = context.silent_calls[:10]   # for instructor review
+    partial = attribute(method, "__score__", None)
+    if collector.outcome == "passed":
+        result.score = weight if partial is None else float(partial)
+        result.status = "passed" if result.score >= weight else "failed"
+    else:
+        result.score = float(partial) if partial is not None else 0.0
+        lines.append(collector.message)
+    if collector.detail:
+        result.extra["traceback"] = collector.detail[-8000:]
+    lines.extend(context.notes)
+    if printed.strip():
+        text = printed if len(printed) <= MAX_PRINTED_PER_TEST else printed[:MAX_PRINTED_PER_TEST] + "\n[... cut]"
+        lines.append("Your code printed:\n" + text)
+    result.output = "\n".join(l for l in lines if l)
+    return result
+
+
+def _banned_ops(assignment: Assignment, bans: tuple[str, ...], ops: set[str]) -> set[str]:
+    patterns = [p for key in bans for p in assignment.ban(key).runtime_ops]
+    return {op for op in ops for p in patterns if p in op}
+
+
+def grade(assignment: str, submission: Path, *, device: str = "auto", isolation: str = "process",
+          seed: int | None = None, time_scale: float | None = None, visible_only: bool = False) -> GradingResult:
+    """Grade ``submission`` (folder, zip or file) for ``assignment``. Never raises for student behaviour."""
+    started = time.monotonic()
+    try:
+        return _grade(assignment, Path(submission), device, isolation, seed, time_scale, visible_only, started)
+    except Exception:   # noqa: BLE001 - the grader's own failure still yields a valid result
+        result = grader_error_result(assignment, traceback.format_exc())
+        result.execution_time = time.monotonic() - started
+        return result
+
+
+def _grade(name, submission, device, isolation, seed, time_scale, visible_only, started) -> GradingResult:
+    assignment = registry.load_assignment(name)
+    device = resolve_device(device)
+    seed = seed if seed is not None else int(os.environ.get("AUTOGRADER_SEED", random.SystemRandom().randrange(2**31)))
+    if time_scale is None:
+        time_scale = float(os.environ.get("AUTOGRADER_TIME_SCALE", "1"))
+    cases = collect_tests(name)
+    if visible_only:
+        cases = [c for c in cases if attribute(_method(c), "__visibility__", "visible") == "visible"]
+    cases.sort(key=lambda c: _number_key(attribute(_method(c), "__number__")))
+    with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
+        staged_dir = Path(scratch) / "submission"
+        staged_dir.mkdir()
+        staged = stage(submission, assignment, staged_dir)
+        findings = ban_findings(assignment, staged)
+        with WorkerPool() as pool:
+            run = GradingRun(assignment, staged, device, isolation, seed, pool if isolation == "process" else None)
+            tests = [run_test(case, run, findings, time_scale) for case in cases]
+    result = GradingResult(assignment=name, tests=tests, extra={"seed": seed, "device": device})
+    notes = list(staged.notes)
+    for spec in staged.missing:
+        notes.append(f"Missing: {spec.name} was not found in your upload; the tests that need it score 0.")
+    result.output = "\n".join([result.summary()] + notes)
+    result.execution_time = time.monotonic() - started
+    return result

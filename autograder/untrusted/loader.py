@@ -1,0 +1,52 @@
+"""Importing a student's staged module, and describing what went wrong when it fails."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+import types
+
+
+def load_module(staged_dir: str, module: str) -> types.ModuleType:
+    """Import ``<staged_dir>/<module>.py`` under the name ``module``.
+
+    The staged folder goes first on ``sys.path`` so the student's files can import each
+    other (``from lstm_solution import ...``); staging put nothing else there.
+    """
+    if module in sys.modules:
+        return sys.modules[module]
+    path = os.path.join(staged_dir, module + ".py")
+    if staged_dir not in sys.path:
+        sys.path.insert(0, staged_dir)
+    spec = importlib.util.spec_from_file_location(module, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {module}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(module, None)
+        raise
+    return mod
+
+
+def describe_exception(exc: BaseException, staged_dir: str) -> dict:
+    """Type, message and the student's own frames of an exception, as plain data."""
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<the exception's message could not be printed>"
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(staged_dir + os.sep):
+            frames.append({"file": os.path.basename(frame.filename), "line": frame.lineno,
+                           "function": frame.name, "code": (frame.line or "")[:300]})
+    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith(staged_dir):
+        frames.append({"file": os.path.basename(exc.filename), "line": exc.lineno or 0,
+                       "function": "<module>", "code": (exc.text or "").strip()[:300]})
+    info = {"type": type(exc).__name__[:200], "message": message[:4000], "frames": frames[-8:]}
+    if isinstance(exc, SystemExit):
+        info["exit_code"] = repr(exc.code)[:200]
+    return info

@@ -1,0 +1,175 @@
+"""The worker: holds the student's objects and answers requests about them.
+
+``Worker.handle(header, payload) -> (header, payload)`` is the whole protocol; ``serve``
+runs it over a socket in a worker process, and the in-process "floor" mode of the
+benchmark calls it directly. Requests come from the trusted parent; replies are data
+only (see ``autograder.wire.codec``).
+
+Request: ``{"op": ..., "target": ref?, ...}`` with ops ``import``, ``getattr``,
+``setattr``, ``call``, ``getitem``, ``iter``, ``len``, ``put``, ``fetch``, ``tool``.
+Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": {...}}``.
+"""
+from __future__ import annotations
+
+import operator
+import socket
+import sys
+from typing import Any
+
+import torch
+
+from autograder.untrusted.loader import describe_exception, load_module
+from autograder.untrusted.oplog import OpLog
+from autograder.wire import framing
+from autograder.wire.codec import Decoder, Encoder
+
+
+class RequestError(Exception):
+    """The request itself is malformed (a grader bug, not the student's)."""
+
+
+def _grads(module) -> dict:
+    return {name: (p.grad if p.grad is None else p.grad.detach())
+            for name, p in module.named_parameters()}
+
+
+def _parameter_count(module, trainable_only: bool = True) -> int:
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only))
+
+
+TOOLS = {"grads": _grads, "parameter_count": _parameter_count}
+
+
+class Worker:
+    def __init__(self, staged_dir: str, modules: list[str], device: str = "cpu"):
+        self.staged_dir = staged_dir
+        self.modules = set(modules)
+        self.device = device
+        self.objects: dict[int, Any] = {}
+        self._next = 1
+        if device.startswith("cuda"):
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+
+    # -- object table -------------------------------------------------------------
+    def _ref(self, obj: Any) -> int:
+        ref = self._next
+        self._next += 1
+        self.objects[ref] = obj
+        return ref
+
+    def _target(self, header: dict) -> Any:
+        ref = header.get("target")
+        if type(ref) is not int or ref not in self.objects:
+            raise RequestError(f"unknown target {ref!r}")
+        return self.objects[ref]
+
+    # -- protocol -----------------------------------------------------------------
+    def handle(self, header: dict, payload: bytes | bytearray) -> tuple[dict, bytes]:
+        op = header.get("op")
+        device = header.get("device") or self.device
+        log = OpLog() if header.get("log_ops") else None
+        try:
+            decoder = Decoder(payload, self._resolve, lambda t, meta: self._place(t, meta, device))
+            result = self._dispatch(op, header, decoder, log)
+        except RequestError as exc:
+            return {"ok": False, "error": {"kind": "request", "message": str(exc)}}, b""
+        except BaseException as exc:   # noqa: BLE001 - student code may raise anything, SystemExit included
+            return {"ok": False, "error": {"kind": "student", **describe_exception(exc, self.staged_dir)}}, b""
+        finally:
+            _flush_output()
+        encoder = Encoder(self._ref)
+        try:
+            value = self._ref(result) if header.get("keep") else result
+            wire_value = {"ref": value, "type": _type_name(result)} if header.get("keep") else encoder.encode(result)
+        except BaseException as exc:   # noqa: BLE001
+            info = describe_exception(exc, self.staged_dir)
+            return {"ok": False, "error": {"kind": "unsendable", **info,
+                                           "result_type": _type_name(result)}}, b""
+        reply = {"ok": True, "value": wire_value}
+        if log is not None:
+            reply["ops"] = sorted(log.seen)[:5000]
+        return reply, encoder.payload()
+
+    def _resolve(self, entry: dict) -> Any:
+        ref = entry["ref"]
+        if ref not in self.objects:
+            raise RequestError(f"unknown reference {ref}")
+        return self.objects[ref]
+
+    @staticmethod
+    def _place(t: torch.Tensor, meta: dict, device: str) -> torch.Tensor:
+        t = t.to(device)
+        if meta.get("requires_grad") and t.is_floating_point():
+            t.requires_grad_(True)
+        return t
+
+    def _dispatch(self, op: str, header: dict, decoder: Decoder, log: OpLog | None) -> Any:
+        if op == "import":
+            name = header.get("module")
+            if name not in self.modules:
+                raise RequestError(f"module {name!r} is not a submission module")
+            return load_module(self.staged_dir, name)
+        if op == "put":
+            return decoder.decode(header.get("value"))
+        target = self._target(header)
+        if op == "getattr":
+            return getattr(target, _name(header))
+        if op == "setattr":
+            setattr(target, _name(header), decoder.decode(header.get("value")))
+            return None
+        if op == "call":
+            args = decoder.decode(header.get("args", {"list": []}))
+            kwargs = decoder.decode(header.get("kwargs", {"dict": []}))
+            if type(args) is not list or type(kwargs) is not dict:
+                raise RequestError("call needs a list of args and a dict of kwargs")
+            if log is None:
+                return target(*args, **kwargs)
+            with log:
+                return target(*args, **kwargs)
+        if op == "getitem":
+            return operator.getitem(target, decoder.decode(header.get("key")))
+        if op == "iter":
+            return list(target)
+        if op == "len":
+            return len(target)
+        if op == "fetch":
+            return target
+        if op == "tool":
+            tool = TOOLS.get(header.get("name"))
+            if tool is None:
+                raise RequestError(f"unknown tool {header.get('name')!r}")
+            args = decoder.decode(header.get("args", {"list": []}))
+            return tool(target, *args)
+        raise RequestError(f"unknown op {op!r}")
+
+
+def _name(header: dict) -> str:
+    name = header.get("name")
+    if type(name) is not str or not name.isidentifier():
+        raise RequestError(f"bad attribute name {name!r}")
+    return name
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', '?')}"[:200]
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:   # noqa: BLE001
+            pass
+
+
+def serve(sock: socket.socket, worker: Worker) -> None:
+    """Answer requests until the parent closes the socket."""
+    while True:
+        try:
+            header, payload = framing.recv_frame(sock)
+        except (framing.PeerClosed, framing.FrameError):
+            return
+        reply, reply_payload = worker.handle(header, payload)
+        framing.send_frame(sock, reply, reply_payload)

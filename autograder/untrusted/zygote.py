@@ -1,0 +1,88 @@
+"""The fork server: imports torch once, then forks one fresh worker per request.
+
+Started by the trusted parent as ``python -I -B`` with one end of a SOCK_SEQPACKET
+control socket. Each control message is JSON ``{"staged_dir", "modules", "device"}``
+carrying two file descriptors: the worker's request socket and the write end of the pipe
+that collects the worker's stdout and stderr. The zygote answers ``{"spawned": pid}`` and
+later ``{"exited": pid, "status": n}`` (negative: killed by signal -n). It never imports
+student code; the forked child does, after starting a new session (its pid is its
+process group, which the parent kills as a whole).
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    sock_fd, out_fd = fds
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    os.close(devnull)
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)   # output survives an os._exit()
+    from autograder.untrusted.worker import Worker, serve
+    worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"))
+    os.chdir(request["staged_dir"])
+    serve(socket.socket(fileno=sock_fd), worker)
+
+
+def _reap(ctrl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        try:
+            ctrl.send(json.dumps({"exited": pid, "status": code}).encode())
+        except OSError:   # the parent is gone
+            sys.exit(0)
+
+
+def main(ctrl_fd: int) -> None:
+    ctrl = socket.socket(fileno=ctrl_fd)
+    import numpy  # noqa: F401  (preloaded so every worker starts warm)
+    import torch  # noqa: F401
+    import autograder.untrusted.worker  # noqa: F401
+    ctrl.send(json.dumps({"ready": os.getpid()}).encode())
+    while True:
+        readable, _, _ = select.select([ctrl], [], [], 0.1)
+        _reap(ctrl)
+        if not readable:
+            continue
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(ctrl, 65536, 2)
+        except OSError:
+            return
+        if not msg:
+            return
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctrl.close()
+                _child(json.loads(msg), fds)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        ctrl.send(json.dumps({"spawned": pid}).encode())
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
