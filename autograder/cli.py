@@ -55,7 +55,11 @@ def _cmd_gradescope(args) -> int:
     assignment = "unknown"
     try:
         assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
-        result = grade(assignment, root / "submission", device=args.device)
+
+        def write_partial(partial):   # a crash of the grader still leaves the tests done so far
+            gradescope_json.write_atomic(results, gradescope_json.render(partial))
+
+        result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial)
     except Exception:   # noqa: BLE001
         result = grader_error_result(assignment, traceback.format_exc())
         result.execution_time = time.monotonic() - started

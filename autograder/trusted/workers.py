@@ -108,6 +108,7 @@ class WorkerPool:
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
         self._exits: dict[int, int] = {}
+        self._ready = False
         self._lock = threading.Lock()
 
     def __enter__(self) -> "WorkerPool":
@@ -125,10 +126,21 @@ class WorkerPool:
             env=worker_env(), stdin=subprocess.DEVNULL, start_new_session=True)
         child.close()
         self._ctrl = parent
-        ready = self._read_control("ready", SPAWN_TIMEOUT_S)
-        if ready is None:
-            self.close()
-            raise WorkerStartError("the worker fork server did not start")
+        self._ready = False
+
+    def start(self) -> "WorkerPool":
+        """Start the fork server now without waiting for it (it warms up while the caller works)."""
+        with self._lock:
+            if self._proc is None:
+                self._start()
+        return self
+
+    def _wait_ready(self) -> None:
+        if not self._ready:
+            if self._read_control("ready", SPAWN_TIMEOUT_S) is None:
+                self._stop_zygote()
+                raise WorkerStartError("the worker fork server did not start")
+            self._ready = True
 
     def _read_control(self, key: str, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
@@ -155,7 +167,9 @@ class WorkerPool:
         with self._lock:
             for attempt in (1, 2):
                 if self._proc is None or self._proc.poll() is not None:
+                    self._stop_zygote()
                     self._start()
+                self._wait_ready()
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 out_r, out_w = os.pipe()
                 request = json.dumps({"staged_dir": staged_dir, "modules": modules, "device": device})

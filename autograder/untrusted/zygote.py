@@ -51,11 +51,26 @@ def _reap(ctrl: socket.socket) -> None:
             sys.exit(0)
 
 
+def _warm_up() -> None:
+    """Pay torch's one-time costs (imports, first-op dispatch, autograd) once, before forking."""
+    import numpy  # noqa: F401
+    import torch
+    import torch.nn.functional as F
+    from autograder.untrusted.oplog import OpLog
+    import autograder.untrusted.worker  # noqa: F401
+
+    torch.set_num_threads(1)
+    layer = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
+    x = torch.randn(2, 3, 8, requires_grad=True)
+    with OpLog():
+        y = layer(x).softmax(-1) @ x.transpose(1, 2)
+        loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
+    loss.backward()
+
+
 def main(ctrl_fd: int) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
-    import numpy  # noqa: F401  (preloaded so every worker starts warm)
-    import torch  # noqa: F401
-    import autograder.untrusted.worker  # noqa: F401
+    _warm_up()
     ctrl.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
         readable, _, _ = select.select([ctrl], [], [], 0.1)
