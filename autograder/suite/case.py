@@ -28,6 +28,8 @@ class GradedTestCase(unittest.TestCase):
     """unittest.TestCase with a handle on the grading context (set by the runner)."""
 
     grading: Any = None   # autograder.trusted.context.TestContext, injected per test
+    atol: float = 1e-3    # default tolerances of assert_close; a suite may set its own
+    rtol: float = 1e-3
 
     # -- student code, reference code ------------------------------------------------
     def student(self, module: str, device: str | None = None):
@@ -52,9 +54,9 @@ class GradedTestCase(unittest.TestCase):
         """Call ``func`` (a proxy) in the worker and return the result as a proxy."""
         return self.grading.call(func, args, kwargs, keep=True)
 
-    def put(self, value, requires_grad: bool = False):
-        """Place a tensor in the worker and return a proxy of it (to read ``.grad`` later)."""
-        return self.grading.put(value, requires_grad=requires_grad)
+    def put(self, value, requires_grad: bool = False, device: str | None = None):
+        """Place a tensor in the worker (on ``device``, default the grading device); returns its proxy."""
+        return self.grading.put(value, requires_grad=requires_grad, device=device)
 
     def fetch(self, proxy):
         """The value of a proxy as data (tensors come back detached, on the CPU)."""
@@ -80,11 +82,20 @@ class GradedTestCase(unittest.TestCase):
         """Fail unless ``value`` is a plain finite tensor of the given shape and dtype."""
         return checks.expect_tensor(value, shape=shape, dtype=dtype, what=what)
 
-    def assert_close(self, actual, expected: torch.Tensor, *, what: str = "the result",
-                     atol: float = 1e-4, rtol: float = 1e-4, reveal: bool | None = None) -> torch.Tensor:
+    def assert_close(self, actual, expected: torch.Tensor, *, what: str = "the result", hint: str | None = None,
+                     atol: float | None = None, rtol: float | None = None,
+                     reveal: bool | None = None) -> torch.Tensor:
         """Fail unless ``actual`` matches ``expected`` (shape, dtype kind, values).
 
-        Hidden tests never show expected values (``reveal`` defaults to ``not self.hidden``).
+        ``hint`` is added to the message on failure. Hidden tests never show expected values
+        (``reveal`` defaults to ``not self.hidden``).
         """
         reveal = (not self.hidden) if reveal is None else reveal
-        return checks.expect_close(actual, expected, what=what, atol=atol, rtol=rtol, reveal=reveal)
+        try:
+            return checks.expect_close(actual, expected, what=what, reveal=reveal,
+                                       atol=self.atol if atol is None else atol,
+                                       rtol=self.rtol if rtol is None else rtol)
+        except AssertionError as exc:
+            if hint is None:
+                raise
+            raise AssertionError(f"{exc}\n  Hint: {hint}") from None

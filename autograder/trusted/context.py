@@ -125,10 +125,10 @@ class TestContext:
         label = call_label(target, args, kwargs)
         return self.request("call", target, args=list(args), kwargs=dict(kwargs), keep=keep, label=label)
 
-    def put(self, value, requires_grad: bool = False) -> Remote:
+    def put(self, value, requires_grad: bool = False, device: str | None = None) -> Remote:
         if requires_grad:
             value = value.detach().clone().requires_grad_(True)
-        return self.request("put", None, value=value, keep=True, label=summarize(value))
+        return self.request("put", None, value=value, keep=True, label=summarize(value), device=device)
 
     def fetch(self, proxy: Remote):
         return self.request("fetch", proxy, label=proxy._label)
@@ -140,12 +140,15 @@ class TestContext:
         return self.run.seeds(test_id, n, self.hidden)
 
     # -- the protocol -------------------------------------------------------------
-    def request(self, op: str, target: Remote | None, *, label: str, keep: bool = False, **fields):
+    def request(self, op: str, target: Remote | None, *, label: str, keep: bool = False,
+                device: str | None = None, **fields):
+        """Send one request; ``device`` (default: the target's) is where tensor arguments land."""
         if self._dead is not None:
             raise type(self._dead)(f"{self._dead} (so {label} could not run either)")
         encoder = Encoder(self._ref_of)
         header: dict = {"op": op, "keep": keep}
-        device = target._device if target is not None else None
+        if device is None and target is not None:
+            device = target._device
         if target is not None:
             header["target"] = self._ref_of(target)
         if device is not None:
@@ -195,6 +198,9 @@ class TestContext:
     def _get_transport(self):
         if self._transport is None:
             self._transport = self.run.new_transport()
+            # The student's clock starts once their worker is ready: the fork server's start-up
+            # is the grader's time, not theirs.
+            self.deadline = time.monotonic() + self.time_limit
         return self._transport
 
     def close(self) -> str:

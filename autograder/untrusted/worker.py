@@ -80,8 +80,10 @@ class Worker:
             _flush_output()
         encoder = Encoder(self._ref)
         try:
-            value = self._ref(result) if header.get("keep") else result
-            wire_value = {"ref": value, "type": _type_name(result)} if header.get("keep") else encoder.encode(result)
+            if header.get("keep"):
+                wire_value = {"ref": self._ref(result), "type": _type_name(result)}
+            else:
+                wire_value = encoder.encode(result)
         except BaseException as exc:   # noqa: BLE001
             info = describe_exception(exc, self.staged_dir)
             return {"ok": False, "error": {"kind": "unsendable", **info,

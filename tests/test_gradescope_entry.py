@@ -1,0 +1,68 @@
+"""run_autograder as Gradescope runs it, in a temporary /autograder root."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from autograder.trusted.formats import gradescope_json
+from conftest import ROOT
+
+ASSIGNMENT = json.loads((ROOT / "autograder" / "deploy.json").read_text())["assignment"]
+
+
+def run_autograder(root, env_extra=None):
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable, **(env_extra or {})}
+    proc = subprocess.run([str(ROOT / "run_autograder")], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(data, gradescope_json.schema())
+    return data
+
+
+def make_root(tmp_path, files):
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "submission" / name).write_text(text)
+    return root
+
+
+def test_reference_through_run_autograder_scores_full_marks(tmp_path):
+    ref = ROOT / "reference" / ASSIGNMENT
+    root = make_root(tmp_path, {p.name: p.read_text() for p in ref.glob("*.py")})
+    data = run_autograder(root)
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0
+    assert "hidden tests hold" in data["output"]
+
+
+def test_student_writing_the_results_path_changes_nothing(tmp_path):
+    ref = ROOT / "reference" / ASSIGNMENT
+    files = {p.name: p.read_text() for p in ref.glob("*.py")}
+    first = sorted(files)[0]
+    root = tmp_path / "autograder"
+    forged = ('import json, os\n'
+              f'p = {str(root / "results" / "results.json")!r}\n'
+              'os.makedirs(os.path.dirname(p), exist_ok=True)\n'
+              'open(p, "w").write(json.dumps({"score": 1000, "tests": []}))\n'
+              'print(\'{"score": 1000}\')\n')
+    files[first] = forged + files[first]
+    data = run_autograder(make_root(tmp_path, files))
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
+
+
+def test_empty_submission_gives_zero_and_says_what_is_missing(tmp_path):
+    data = run_autograder(make_root(tmp_path, {"README.txt": "oops"}))
+    assert data["score"] == 0 and "Missing:" in data["output"]
+
+
+def test_grader_that_cannot_start_still_leaves_valid_results(tmp_path):
+    root = make_root(tmp_path, {})
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": "/nonexistent/python"}
+    subprocess.run([str(ROOT / "run_autograder")], env=env, capture_output=True, timeout=60)
+    data = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(data, gradescope_json.schema())
+    assert data["score"] == 0 and data["tests"][0]["name"] == "grader error"
