@@ -15,21 +15,30 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.trusted import registry
-from autograder.trusted.formats import gradescope_json, table
-from autograder.trusted.results import grader_error_result
-from autograder.trusted.runner import grade
+from autograder.trusted.workers import WorkerPool   # stdlib only: importable before torch
 
 DEPLOY_CONFIG = Path(__file__).resolve().parent / "deploy.json"
 
 
 def _cmd_list(args) -> int:
+    from autograder.trusted import registry
     for name in registry.names():
         print(name)
     return 0
 
 
 def _cmd_grade(args) -> int:
+    with WorkerPool() as pool:
+        if args.isolation == "process":
+            pool.start()   # the fork server imports torch while this process does the same
+        return _grade_and_report(args, pool)
+
+
+def _grade_and_report(args, pool: WorkerPool) -> int:
+    from autograder.trusted import registry
+    from autograder.trusted.formats import gradescope_json, table
+    from autograder.trusted.runner import grade
+
     if args.assignment not in registry.names():
         print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
               file=sys.stderr)
@@ -38,7 +47,7 @@ def _cmd_grade(args) -> int:
         print(f"autograder: {args.submission} does not exist", file=sys.stderr)
         return 2
     result = grade(args.assignment, Path(args.submission), device=args.device, isolation=args.isolation,
-                   seed=args.seed)
+                   seed=args.seed, pool=pool)
     if args.results:
         gradescope_json.write(result, Path(args.results))
     print(table.render(result, details=args.details, title=f"{args.assignment}: {args.submission}"))
@@ -49,6 +58,16 @@ def _cmd_grade(args) -> int:
 
 def _cmd_gradescope(args) -> int:
     """Grade /autograder/submission into /autograder/results/results.json; always writes the file."""
+    with WorkerPool() as pool:
+        pool.start()
+        return _gradescope(args, pool)
+
+
+def _gradescope(args, pool: WorkerPool) -> int:
+    from autograder.trusted.formats import gradescope_json, table
+    from autograder.trusted.results import grader_error_result
+    from autograder.trusted.runner import grade
+
     root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     results = root / "results" / "results.json"
     started = time.monotonic()
@@ -59,7 +78,7 @@ def _cmd_gradescope(args) -> int:
         def write_partial(partial):   # a crash of the grader still leaves the tests done so far
             gradescope_json.write_atomic(results, gradescope_json.render(partial))
 
-        result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial)
+        result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial, pool=pool)
     except Exception:   # noqa: BLE001
         result = grader_error_result(assignment, traceback.format_exc())
         result.execution_time = time.monotonic() - started

@@ -155,3 +155,13 @@ def test_in_process_floor_gives_the_same_verdicts(tmp_path, mini_project):
     isolated = grade_source(tmp_path, source)
     floor = grade_source(tmp_path, source, isolation="none")
     assert [(t.number, t.score) for t in isolated.tests] == [(t.number, t.score) for t in floor.tests]
+
+
+@pytest.mark.parametrize("junk", ["b'garbage' * 10", "struct.pack('>4sIQ', b'AGW1', 2, 10 * 2**30) + b'{}'"])
+def test_forged_bytes_on_the_reply_socket_fail_only_that_test(tmp_path, mini_project, junk):
+    body = (f"import os, struct\njunk = {junk}\nfor fd in range(3, 30):\n    try:\n        os.write(fd, junk)\n"
+            "    except OSError:\n        pass\nreturn 2 * x")
+    result = grade_source(tmp_path, replace_def(REFERENCE, "double", body))
+    tests = by_number(result)
+    assert not tests["3"].passed and "invalid reply" in tests["3"].output
+    assert tests["1"].passed and tests["2"].passed

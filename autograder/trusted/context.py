@@ -41,30 +41,26 @@ def call_label(target: Remote, args: tuple, kwargs: dict) -> str:
 
 
 class ProcessTransport:
-    """Requests to a worker process, bounded by a deadline (time.monotonic())."""
+    """Requests to a worker process, bounded by a deadline (time.monotonic()).
+
+    Any failure of the exchange kills the worker and raises the framing exception
+    (``Deadline``, ``PeerClosed`` or ``FrameError``) for the context to explain.
+    """
 
     def __init__(self, worker, max_reply_bytes: int):
         self.worker = worker
         self.max_reply_bytes = max_reply_bytes
 
-    def exchange(self, header: dict, payload: bytes, deadline: float, label: str) -> tuple[dict, bytearray]:
+    def exchange(self, header: dict, payload: bytes, deadline: float) -> tuple[dict, bytearray]:
         try:
-            framing.send_frame(self.worker.sock, header, payload)
+            framing.send_frame(self.worker.sock, header, payload, deadline)
             return framing.recv_frame(self.worker.sock, deadline, self.max_reply_bytes)
-        except framing.Deadline:
+        except (framing.Deadline, framing.PeerClosed, framing.FrameError):
             self.worker.kill()
-            raise errors.WorkerTimeout(
-                f"Your code did not finish within this test's time limit (while running {label}). "
-                "Look for an infinite loop, a blocking call or very slow code; the worker was "
-                "stopped and grading carried on.") from None
-        except (framing.PeerClosed, BrokenPipeError, ConnectionResetError, OSError) as exc:
-            if isinstance(exc, framing.FrameError):
-                raise
-            self.worker.kill()
-            raise errors.WorkerDied(f"While running {label}, {errors.describe_exit(self.worker.exit_status())}.") from None
-        except framing.FrameError as exc:
-            self.worker.kill()
-            raise errors.BadReply(f"While running {label}, the worker sent an invalid reply ({exc}).") from None
+            raise
+
+    def exit_status(self) -> int | None:
+        return self.worker.exit_status()
 
     def close(self) -> None:
         self.worker.kill()
@@ -79,8 +75,11 @@ class InProcessTransport:
     def __init__(self, worker):
         self.worker = worker
 
-    def exchange(self, header: dict, payload: bytes, deadline: float, label: str):
+    def exchange(self, header: dict, payload: bytes, deadline: float):
         return self.worker.handle(header, payload)
+
+    def exit_status(self) -> int | None:
+        return None
 
     def close(self) -> None:
         pass
@@ -159,10 +158,19 @@ class TestContext:
             header[key] = value if key in ("name", "module") else encoder.encode(value)
         transport = self._get_transport()
         try:
-            reply, payload = transport.exchange(header, encoder.payload(), self.deadline, label)
-        except errors.StudentCodeFailure as exc:
-            self._dead = exc
-            raise
+            reply, payload = transport.exchange(header, encoder.payload(), self.deadline)
+        except framing.Deadline:
+            self._dead = errors.WorkerTimeout(
+                f"Your code did not finish within this test's time limit of {self.time_limit:g} s "
+                f"(while running {label}). Look for an infinite loop, a blocking call or very slow "
+                "code; the worker was stopped and grading carried on.")
+            raise self._dead from None
+        except framing.PeerClosed:
+            self._dead = errors.WorkerDied(f"While running {label}, {errors.describe_exit(transport.exit_status())}.")
+            raise self._dead from None
+        except framing.FrameError as exc:
+            self._dead = errors.BadReply(f"While running {label}, the worker sent an invalid reply ({exc}).")
+            raise self._dead from None
         return self._read_reply(reply, payload, label, op, device)
 
     def _read_reply(self, reply: dict, payload, label: str, op: str, device: str | None):

@@ -245,6 +245,7 @@ class GradingOptions:
     visible_only: bool = False         # the student's local check runs only the visible tests
     budget_s: float = 540.0            # whole-run budget: tests not started in time fail, explained
     on_progress: Callable[[GradingResult], None] | None = None   # called after each test
+    pool: WorkerPool | None = None     # a fork server already started by the caller (else one per call)
 
 
 def grade(assignment: str, submission: Path, **options) -> GradingResult:
@@ -261,6 +262,8 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
             opts.budget_s = float(os.environ.get("AUTOGRADER_BUDGET_S", opts.budget_s))
         if opts.seed is None:
             opts.seed = int(os.environ.get("AUTOGRADER_SEED") or random.SystemRandom().randrange(2**31))
+        if opts.pool is not None:
+            return _grade(opts.pool, assignment, Path(submission), opts, started)
         with WorkerPool() as pool:
             if opts.isolation == "process":
                 pool.start()   # the fork server imports torch while we load the suites and stage

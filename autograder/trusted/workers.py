@@ -6,12 +6,16 @@ SIGKILL; its stdout and stderr are drained continuously by a thread into a cappe
 """
 from __future__ import annotations
 
+import collections
+import fcntl
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ class OutputDrain:
         self.data = bytearray()
         self.dropped = 0
         self._cursor = 0
+        self._busy = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -41,21 +46,35 @@ class OutputDrain:
         try:
             while True:
                 chunk = os.read(self.fd, 65536)
+                self._busy = True
                 if not chunk:
                     break
                 with self._lock:
                     room = self.cap - len(self.data)
                     self.data += chunk[:max(room, 0)]
                     self.dropped += max(len(chunk) - max(room, 0), 0)
+                self._busy = False
         except OSError:
             pass
         finally:
             os.close(self.fd)
+            self._busy = False
+
+    def _unread(self) -> int:
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
 
     def text(self, wait: float = 0.0) -> str:
-        """Everything captured so far (waits up to ``wait`` s for the writer to finish)."""
-        if wait:
-            self._thread.join(wait)
+        """Everything captured so far, once what is already in the pipe has been read (up to ``wait`` s)."""
+        deadline = time.monotonic() + wait
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            if not self._busy and self._unread() == 0:
+                time.sleep(0.001)
+                if not self._busy and self._unread() == 0:
+                    break
+            time.sleep(0.001)
         with self._lock:
             text = self.data.decode("utf-8", errors="replace")
             dropped = self.dropped
@@ -100,15 +119,30 @@ class WorkerProcess:
         return self.pool.exit_status(self.pid, wait)
 
 
+class _Pending:
+    """A worker asked of the fork server whose "spawned" answer has not been read yet."""
+
+    def __init__(self, key: tuple, sock: socket.socket, out_fd: int):
+        self.key = key
+        self.sock = sock
+        self.out_fd = out_fd
+
+
 class WorkerPool:
-    """A fork server and the workers it starts; use as a context manager."""
+    """A fork server and the workers it starts; use as a context manager.
+
+    While a test runs, the next test's worker is already being forked (a spare), so a
+    test pays neither the fork nor the wait for it.
+    """
 
     def __init__(self, output_cap: int = 64 * 1024):
         self.output_cap = output_cap
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
-        self._exits: dict[int, int] = {}
         self._ready = False
+        self._spawned: collections.deque[int] = collections.deque()
+        self._exits: dict[int, int] = {}
+        self._spare: _Pending | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> "WorkerPool":
@@ -116,6 +150,14 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- the fork server ------------------------------------------------------------
+    def start(self) -> "WorkerPool":
+        """Start the fork server now without waiting for it (it warms up while the caller works)."""
+        with self._lock:
+            if self._proc is None:
+                self._start()
+        return self
 
     def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -127,74 +169,43 @@ class WorkerPool:
         child.close()
         self._ctrl = parent
         self._ready = False
+        self._spawned.clear()
 
-    def start(self) -> "WorkerPool":
-        """Start the fork server now without waiting for it (it warms up while the caller works)."""
-        with self._lock:
-            if self._proc is None:
-                self._start()
-        return self
+    def _ensure_zygote(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._stop_zygote()
+            self._start()
+        if not self._wait_for(lambda: self._ready, SPAWN_TIMEOUT_S):
+            self._stop_zygote()
+            raise WorkerStartError("the worker fork server did not start")
 
-    def _wait_ready(self) -> None:
-        if not self._ready:
-            if self._read_control("ready", SPAWN_TIMEOUT_S) is None:
-                self._stop_zygote()
-                raise WorkerStartError("the worker fork server did not start")
+    def _pump(self, timeout: float) -> bool:
+        """Read one control message and file it; False when none came (timeout or server gone)."""
+        if self._ctrl is None:
+            return False
+        self._ctrl.settimeout(max(timeout, 0.0001))
+        try:
+            msg = self._ctrl.recv(65536)
+        except OSError:   # socket.timeout included
+            return False
+        if not msg:
+            return False
+        data = json.loads(msg)
+        if "ready" in data:
             self._ready = True
+        if "spawned" in data:
+            self._spawned.append(data["spawned"])
+        if "exited" in data:
+            self._exits[data["exited"]] = data["status"]
+        return True
 
-    def _read_control(self, key: str, timeout: float) -> dict | None:
+    def _wait_for(self, condition, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while True:
+        while not condition():
             left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self._ctrl.settimeout(left)
-            try:
-                msg = self._ctrl.recv(65536)
-            except socket.timeout:
-                return None
-            except OSError:
-                return None
-            if not msg:
-                return None
-            data = json.loads(msg)
-            if "exited" in data:
-                self._exits[data["exited"]] = data["status"]
-            if key in data:
-                return data
-
-    def spawn(self, staged_dir: str, modules: list[str], device: str) -> WorkerProcess:
-        with self._lock:
-            for attempt in (1, 2):
-                if self._proc is None or self._proc.poll() is not None:
-                    self._stop_zygote()
-                    self._start()
-                self._wait_ready()
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                out_r, out_w = os.pipe()
-                request = json.dumps({"staged_dir": staged_dir, "modules": modules, "device": device})
-                try:
-                    socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
-                    reply = self._read_control("spawned", SPAWN_TIMEOUT_S)
-                except OSError:
-                    reply = None
-                theirs.close()
-                os.close(out_w)
-                if reply is not None:
-                    return WorkerProcess(self, reply["spawned"], ours, OutputDrain(out_r, self.output_cap))
-                ours.close()
-                os.close(out_r)
-                self._stop_zygote()   # it died (perhaps killed by a student): start a new one
-            raise WorkerStartError("could not start a worker process")
-
-    def exit_status(self, pid: int, wait: float) -> int | None:
-        with self._lock:
-            if pid not in self._exits and self._ctrl is not None:
-                deadline = time.monotonic() + wait
-                while pid not in self._exits and time.monotonic() < deadline:
-                    if self._read_control("exited", deadline - time.monotonic()) is None:
-                        break
-            return self._exits.pop(pid, None)
+            if left <= 0 or not self._pump(left):
+                return condition()
+        return True
 
     def _stop_zygote(self) -> None:
         if self._ctrl is not None:
@@ -207,7 +218,68 @@ class WorkerPool:
                 pass
             self._proc.wait()
             self._proc = None
+        self._ready = False
+
+    # -- workers ---------------------------------------------------------------------
+    def _request(self, key: tuple) -> _Pending | None:
+        staged_dir, modules, device = key
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        request = json.dumps({"staged_dir": staged_dir, "modules": list(modules), "device": device})
+        try:
+            socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
+            return _Pending(key, ours, out_r)
+        except OSError:
+            ours.close()
+            os.close(out_r)
+            return None
+        finally:
+            theirs.close()
+            os.close(out_w)
+
+    def _collect(self, pending: _Pending) -> WorkerProcess | None:
+        if not self._wait_for(lambda: bool(self._spawned), SPAWN_TIMEOUT_S):
+            pending.sock.close()
+            os.close(pending.out_fd)
+            return None
+        pid = self._spawned.popleft()
+        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap))
+
+    def spawn(self, staged_dir: str, modules: list[str], device: str) -> WorkerProcess:
+        """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained)."""
+        key = (staged_dir, tuple(modules), device)
+        with self._lock:
+            worker = None
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                worker = self._collect(spare)
+                if worker is not None and spare.key != key:
+                    worker.kill()
+                    worker = None
+            for _attempt in (1, 2):
+                if worker is not None:
+                    break
+                self._ensure_zygote()
+                pending = self._request(key)
+                worker = self._collect(pending) if pending is not None else None
+                if worker is None:
+                    self._stop_zygote()   # it died (perhaps killed by a student): start a new one
+            if worker is None:
+                raise WorkerStartError("could not start a worker process")
+            if self._ctrl is not None and self._proc is not None and self._proc.poll() is None:
+                self._spare = self._request(key)
+            return worker
+
+    def exit_status(self, pid: int, wait: float) -> int | None:
+        """Exit code of a worker (negative: signal), once the fork server has reaped it."""
+        with self._lock:
+            self._wait_for(lambda: pid in self._exits, wait)
+            return self._exits.pop(pid, None)
 
     def close(self) -> None:
         with self._lock:
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                spare.sock.close()   # the forked spare reads EOF and exits
+                os.close(spare.out_fd)
             self._stop_zygote()

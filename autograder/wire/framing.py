@@ -30,11 +30,18 @@ class Deadline(Exception):
     """No whole frame arrived before the deadline."""
 
 
-def send_frame(sock: socket.socket, header: dict, payload: bytes = b"") -> None:
+def send_frame(sock: socket.socket, header: dict, payload: bytes = b"", deadline: float | None = None) -> None:
+    """Send one frame; with a deadline (time.monotonic()), a peer that stops reading raises Deadline."""
     head = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(_PREFIX.pack(MAGIC, len(head), len(payload)) + head)
-    if payload:
-        sock.sendall(payload)
+    sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.001))
+    try:
+        sock.sendall(_PREFIX.pack(MAGIC, len(head), len(payload)) + head)
+        if payload:
+            sock.sendall(payload)
+    except socket.timeout:
+        raise Deadline() from None
+    except OSError as exc:
+        raise PeerClosed(str(exc)) from None
 
 
 def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytearray:
