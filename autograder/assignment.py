@@ -14,10 +14,20 @@ class SubmissionFile:
 
     ``aliases`` are other names the handout or starter code used; ``.ipynb`` versions of
     any of the names are accepted and converted to a module.
+
+    ``loader="notebook"`` loads a notebook export statement by statement instead of importing
+    it (see ``autograder.untrusted.notebook_loader``): shell lines, top-level calls and loops
+    are not run, a broken cell does not sink the rest, ``keep_first`` names keep their first
+    definition, and every value assigned to a ``watch`` name is recorded in order.
+    ``expected_names`` are the graded names the file should define (for clear messages).
     """
     name: str
     aliases: tuple[str, ...] = ()
     max_bytes: int = 2_000_000
+    loader: str = "module"                   # "module" | "notebook"
+    keep_first: tuple[str, ...] = ()
+    watch: tuple[str, ...] = ()
+    expected_names: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:

@@ -69,6 +69,14 @@ class GradedTestCase(unittest.TestCase):
     def parameter_count(self, module, trainable_only: bool = True) -> int:
         return self.grading.tool("parameter_count", module, trainable_only)
 
+    def history(self, module: str, name: str) -> list:
+        """Values bound to a watched name of a notebook file, in order (the last value of each binding)."""
+        return self.grading.tool("history", self.student(module), name)
+
+    def load_notes(self, module: str) -> list[str]:
+        """What loading a notebook file skipped or changed (shell lines, top-level calls, redefinitions)."""
+        return self.grading.tool("load_notes", self.student(module))
+
     def seeds(self, n: int) -> list[int]:
         """``n`` seeds for drawing inputs: fixed for visible tests, drawn per run for hidden ones."""
         return self.grading.seeds(self.id(), n)

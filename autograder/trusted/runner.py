@@ -52,7 +52,9 @@ class GradingRun:
         self.isolation = isolation
         self.seed = seed
         self.pool = pool
-        self.modules = [f.module for f in assignment.files if staged.has(f.name)]
+        self.modules = {f.module: {"loader": f.loader, "keep_first": list(f.keep_first), "watch": list(f.watch),
+                                   "expected_names": list(f.expected_names)}
+                        for f in assignment.files if staged.has(f.name)}
 
     def require_module(self, module: str) -> None:
         spec = self.assignment.file(module)

@@ -225,7 +225,7 @@ class WorkerPool:
         staged_dir, modules, device = key
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
-        request = json.dumps({"staged_dir": staged_dir, "modules": list(modules), "device": device})
+        request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device})
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
             return _Pending(key, ours, out_r)
@@ -245,9 +245,12 @@ class WorkerPool:
         pid = self._spawned.popleft()
         return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap))
 
-    def spawn(self, staged_dir: str, modules: list[str], device: str) -> WorkerProcess:
-        """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained)."""
-        key = (staged_dir, tuple(modules), device)
+    def spawn(self, staged_dir: str, modules: dict, device: str) -> WorkerProcess:
+        """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).
+
+        ``modules`` maps module names to load options (JSON data, see untrusted.worker.Worker).
+        """
+        key = (staged_dir, json.dumps(modules, sort_keys=True), device)
         with self._lock:
             worker = None
             spare, self._spare = self._spare, None

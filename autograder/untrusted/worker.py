@@ -12,13 +12,16 @@ Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": 
 from __future__ import annotations
 
 import operator
+import os
 import socket
 import sys
+import types
 from typing import Any
 
 import torch
 
 from autograder.untrusted.loader import describe_exception, load_module
+from autograder.untrusted.notebook_loader import load_notebook
 from autograder.untrusted.oplog import OpLog
 from autograder.wire import framing
 from autograder.wire.codec import Decoder, Encoder
@@ -41,10 +44,16 @@ TOOLS = {"grads": _grads, "parameter_count": _parameter_count}
 
 
 class Worker:
-    def __init__(self, staged_dir: str, modules: list[str], device: str = "cpu"):
+    """``modules`` maps each submission module to its load options: ``loader`` ("module" or
+    "notebook"), ``keep_first``, ``watch`` and ``expected_names`` (see SubmissionFile)."""
+
+    def __init__(self, staged_dir: str, modules: dict[str, dict], device: str = "cpu"):
         self.staged_dir = staged_dir
-        self.modules = set(modules)
+        self.modules = modules
         self.device = device
+        self.loaded: dict[str, types.ModuleType] = {}
+        self.load_notes: dict[str, list[str]] = {}
+        self.histories: dict[str, dict[str, list]] = {}
         self.objects: dict[int, Any] = {}
         self._next = 1
         if device.startswith("cuda"):
@@ -108,15 +117,15 @@ class Worker:
 
     def _dispatch(self, op: str, header: dict, decoder: Decoder, log: OpLog | None) -> Any:
         if op == "import":
-            name = header.get("module")
-            if name not in self.modules:
-                raise RequestError(f"module {name!r} is not a submission module")
-            return load_module(self.staged_dir, name)
+            return self._import(header.get("module"))
         if op == "put":
             return decoder.decode(header.get("value"))
         target = self._target(header)
         if op == "getattr":
-            return getattr(target, _name(header))
+            name = _name(header)
+            if isinstance(target, types.ModuleType) and target.__name__ in self.modules and not hasattr(target, name):
+                raise AttributeError(self._missing_name_message(target, name))
+            return getattr(target, name)
         if op == "setattr":
             setattr(target, _name(header), decoder.decode(header.get("value")))
             return None
@@ -137,6 +146,12 @@ class Worker:
             return len(target)
         if op == "fetch":
             return target
+        if op == "tool" and header.get("name") in ("history", "load_notes"):
+            module = getattr(target, "__name__", None)
+            args = decoder.decode(header.get("args", {"list": []}))
+            if header["name"] == "load_notes":
+                return list(self.load_notes.get(module, []))
+            return list(self.histories.get(module, {}).get(args[0] if args else None, []))
         if op == "tool":
             tool = TOOLS.get(header.get("name"))
             if tool is None:
@@ -144,6 +159,37 @@ class Worker:
             args = decoder.decode(header.get("args", {"list": []}))
             return tool(target, *args)
         raise RequestError(f"unknown op {op!r}")
+
+
+    def _import(self, name) -> types.ModuleType:
+        options = self.modules.get(name) if isinstance(name, str) else None
+        if options is None:
+            raise RequestError(f"module {name!r} is not a submission module")
+        if name in self.loaded:
+            return self.loaded[name]
+        if options.get("loader") == "notebook":
+            path = os.path.join(self.staged_dir, name + ".py")
+            loaded = load_notebook(path, name, keep_first=options.get("keep_first", ()),
+                                   watch=options.get("watch", ()), device=self.device)
+            self.load_notes[name] = loaded.notes
+            self.histories[name] = loaded.history
+            self.loaded[name] = loaded.module
+        else:
+            self.loaded[name] = load_module(self.staged_dir, name)
+        return self.loaded[name]
+
+    def _missing_name_message(self, module: types.ModuleType, name: str) -> str:
+        own = sorted(k for k, v in vars(module).items()
+                     if not k.startswith("_") and not isinstance(v, types.ModuleType)
+                     and getattr(v, "__module__", module.__name__) in (module.__name__, None, "builtins"))
+        listing = ", ".join(own[:12]) + (", ..." if len(own) > 12 else "") if own else "no names at all"
+        message = f"{module.__name__}.py does not define {name}; it defines {listing}"
+        for other, options in self.modules.items():
+            expected = set(options.get("expected_names", ()))
+            if other != module.__name__ and expected and len(expected & set(own)) >= min(2, len(expected)):
+                message += f" — is this {other}.py?"
+                break
+        return message
 
 
 def _name(header: dict) -> str:
