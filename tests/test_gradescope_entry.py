@@ -66,3 +66,16 @@ def test_grader_that_cannot_start_still_leaves_valid_results(tmp_path):
     data = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(data, gradescope_json.schema())
     assert data["score"] == 0 and data["tests"][0]["name"] == "grader error"
+
+
+def test_single_zip_with_nested_folder_and_alias_names(tmp_path):
+    import zipfile
+    root = make_root(tmp_path, {})
+    ref = ROOT / "reference" / ASSIGNMENT
+    with zipfile.ZipFile(root / "submission" / "upload.zip", "w") as zf:
+        for p in ref.glob("*.py"):
+            zf.writestr(f"my_work/code/{p.name}", p.read_text())
+        zf.writestr("__MACOSX/my_work/._junk", "x")
+        zf.writestr("my_work/conftest.py", "raise SystemExit('should never be imported')")
+    data = run_autograder(root)
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0
