@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m autograder grade ift6135_vit_lstm reference/ift6135_vit_lstm --results build/demo/reference/results.json
 	$(PY) -m autograder grade ift6135_vit_lstm tests/fixtures/ift6135_vit_lstm/half_finished --results build/demo/half_finished/results.json
+	$(PY) -m autograder grade uw_attention reference/uw_attention --results build/demo/uw_attention_reference/results.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q

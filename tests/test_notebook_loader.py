@@ -78,3 +78,12 @@ def test_without_keep_first_the_last_definition_wins(tmp_path):
 def test_clean_file_loads_without_notes(tmp_path):
     result = load(tmp_path, "import torch\nX = torch.ones(2)\ndef f():\n    return X.sum()\n")
     assert result.notes == [] and float(result.module.f()) == 2.0
+
+
+def test_a_statement_that_hit_the_time_cap_is_skipped_by_later_workers(tmp_path):
+    text = "import torch\nX = torch.ones(2)\nslow = [i for i in range(10**10)]\n"
+    first = load(tmp_path, text)
+    second = load(tmp_path, text)
+    assert any("stopped after" in n for n in first.notes)
+    assert any("when first loaded" in n for n in second.notes)
+    assert second.wall < 1.0 and float(second.module.X.sum()) == 2.0

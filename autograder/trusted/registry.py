@@ -66,4 +66,11 @@ def test_modules(name: str) -> list[types.ModuleType]:
 
 
 def reference_module(name: str, module: str) -> types.ModuleType:
-    return import_file(reference_dir(name) / f"{module}.py", f"_autograder_reference.{name}.{module}")
+    """The reference's module, imported (or, for notebook files, loaded as the worker loads them)."""
+    private = f"_autograder_reference.{name}.{module}"
+    path = reference_dir(name) / f"{module}.py"
+    spec = load_assignment(name).file(module)
+    if spec.loader != "notebook" or private in sys.modules:
+        return import_file(path, private)
+    from autograder.untrusted.notebook_loader import load_notebook   # instructor code: safe here
+    return load_notebook(str(path), private, keep_first=spec.keep_first, watch=spec.watch).module

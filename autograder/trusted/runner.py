@@ -168,8 +168,10 @@ def ban_findings(assignment: Assignment, staged: StagedSubmission) -> dict[str, 
     for ban in assignment.bans:
         path = staged.dir / ban.file
         if path.is_file():
+            spec = assignment.file(ban.file)
             source = path.read_bytes().decode("utf-8", errors="replace")
-            findings[ban.key] = scan_source(source, ban.file, ban)
+            findings[ban.key] = scan_source(source, ban.file, ban, notebook=spec.loader == "notebook",
+                                            keep_first=spec.keep_first)
         else:
             findings[ban.key] = []
     return findings

@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass
 
 from autograder.assignment import Ban
+from autograder.notebook_source import neutralize, parse_skipping_broken_blocks
 
 DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__"}
 
@@ -107,11 +108,19 @@ def _matches(dotted: str, banned: tuple[str, ...]) -> str | None:
     return None
 
 
-def _scope_nodes(tree: ast.Module, scope: tuple[str, ...]) -> list[ast.AST]:
-    """The scoped definitions, module-level statements patching them, and helpers they call."""
+def _scope_nodes(tree: ast.Module, scope: tuple[str, ...], keep_first: tuple[str, ...] = ()) -> list[ast.AST]:
+    """The scoped definitions, module-level statements patching them, and helpers they call.
+
+    A name defined twice counts by its last definition (what an import leaves), or by its
+    first for ``keep_first`` names (what the notebook loader grades).
+    """
     if not scope:
         return [tree]
-    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    defs: dict[str, ast.AST] = {}
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if n.name not in keep_first or n.name not in defs:
+                defs[n.name] = n
     wanted = [defs[name] for name in scope if name in defs]
     for stmt in tree.body:   # e.g. LayerNorm.forward = some_function
         if isinstance(stmt, ast.Assign) and any(
@@ -130,12 +139,21 @@ def _scope_nodes(tree: ast.Module, scope: tuple[str, ...]) -> list[ast.AST]:
     return wanted
 
 
-def scan_source(source: str, filename: str, ban: Ban) -> list[Finding]:
-    """Findings of ``ban`` in ``source`` (a syntax error yields no findings: the import reports it)."""
-    try:
-        tree = ast.parse(source, filename=filename)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
+def scan_source(source: str, filename: str, ban: Ban, *, notebook: bool = False,
+                keep_first: tuple[str, ...] = ()) -> list[Finding]:
+    """Findings of ``ban`` in ``source``.
+
+    A module that does not parse yields no findings (its import reports the syntax error);
+    a notebook export is read as the notebook loader reads it (shell lines neutralised,
+    broken blocks skipped).
+    """
+    if notebook:
+        tree = parse_skipping_broken_blocks(neutralize(source), filename)
+    else:
+        try:
+            tree = ast.parse(source, filename=filename)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return []
     resolver = _Resolver()
     for stmt in tree.body:
         resolver.learn(stmt)
@@ -148,7 +166,7 @@ def scan_source(source: str, filename: str, ban: Ban) -> list[Finding]:
             reported.add(key)
             findings.append(Finding(filename, key[0], what))
 
-    for root in _scope_nodes(tree, ban.scope):
+    for root in _scope_nodes(tree, ban.scope, keep_first):
         for node in ast.walk(root):
             if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign)):
                 resolver.learn(node)

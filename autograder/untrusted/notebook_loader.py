@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import ast
 import copy
-import re
+import json
+import os
 import signal
 import sys
 import types
@@ -29,10 +30,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from autograder.notebook_source import neutralize, parse_skipping_broken_blocks
+
 STATEMENT_TIME_CAP_S = 2.0
 MAX_NOTES = 60
-_MAGIC = re.compile(r"^(\s*)([!%].*)$")
-_BLOCK_START = re.compile(r"^[^\s#)\]}]")
 _NO_GRAD = ("torch.no_grad", "no_grad", "torch.inference_mode", "torch.enable_grad")
 
 
@@ -45,34 +46,6 @@ class LoadResult:
 
 class _StatementTimeout(Exception):
     pass
-
-
-def _neutralize(source: str) -> str:
-    return "\n".join(_MAGIC.sub(r"\1pass  # notebook line not run", line) for line in source.splitlines())
-
-
-def _parse_skipping_broken_blocks(source: str, filename: str, notes: list[str]) -> ast.Module:
-    lines = source.splitlines()
-    for _ in range(200):
-        try:
-            return ast.parse("\n".join(lines), filename=filename)
-        except SyntaxError as exc:
-            bad = max((exc.lineno or 1) - 1, 0)
-            if bad >= len(lines):
-                bad = len(lines) - 1
-            start = bad
-            while start > 0 and not _BLOCK_START.match(lines[start]):
-                start -= 1
-            end = bad + 1
-            while end < len(lines) and not _BLOCK_START.match(lines[end]):
-                end += 1
-            notes.append(f"line {start + 1}-{end}: skipped, it does not parse ({exc.msg})")
-            for i in range(start, end):
-                lines[i] = ""
-        except (ValueError, RecursionError, MemoryError) as exc:
-            notes.append(f"the file could not be parsed ({type(exc).__name__})")
-            break
-    return ast.Module(body=[], type_ignores=[])
 
 
 def _dotted(node: ast.AST) -> str:
@@ -127,6 +100,7 @@ class _Loader:
         self.defined: dict[str, int] = {}
         self.notes: list[str] = []
         self.history: dict[str, list] = {name: [] for name in watch}
+        self.slow_lines: set[int] = set()
 
     def note(self, text: str) -> None:
         if len(self.notes) < MAX_NOTES:
@@ -187,12 +161,25 @@ class _Loader:
             self.note(f"line {line}: not run when grading: {first}")
 
     def guarded(self, stmt: ast.stmt) -> None:
+        if stmt.lineno in self.slow_lines:
+            self.note(f"line {stmt.lineno}: skipped, it ran past {STATEMENT_TIME_CAP_S:g} s when first loaded")
+            return
         try:
             self.run(stmt, capped=True)
         except _StatementTimeout:
+            self.slow_lines.add(stmt.lineno)
             self.note(f"line {stmt.lineno}: stopped after {STATEMENT_TIME_CAP_S:g} s and skipped")
         except BaseException as exc:   # noqa: BLE001 - SystemExit in a cell must not end the load
             self.note(f"line {stmt.lineno}: raised {type(exc).__name__}: {_short(exc)}; skipped")
+
+
+def _read_slow_lines(path: str) -> set[int]:
+    """Lines that hit the time cap in an earlier worker of this run (so each test does not pay again)."""
+    try:
+        with open(path) as fh:
+            return {int(x) for x in json.load(fh) if isinstance(x, int)}
+    except (OSError, ValueError, TypeError):
+        return set()
 
 
 def _raise_timeout(signum, frame):
@@ -210,14 +197,23 @@ def _short(exc: BaseException) -> str:
 def load_notebook(path: str, name: str, *, keep_first=(), watch=(), device: str = "cpu") -> LoadResult:
     """Build module ``name`` from the notebook export at ``path`` (see the module docstring)."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        source = _neutralize(fh.read())
+        source = neutralize(fh.read())
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module
     loader = _Loader(module, path, source, keep_first, watch)
-    tree = _parse_skipping_broken_blocks(source, path, loader.notes)
+    memo = os.path.join(os.path.dirname(path), f".{name}.slow-lines.json")   # shared by this run's workers
+    loader.slow_lines = _read_slow_lines(memo)
+    known_slow = set(loader.slow_lines)
+    tree = parse_skipping_broken_blocks(source, path, loader.notes)
     for stmt in tree.body:
         loader.statement(stmt)
+    if loader.slow_lines != known_slow:
+        try:
+            with open(memo, "w") as fh:
+                json.dump(sorted(loader.slow_lines), fh)
+        except OSError:
+            pass
     for watched in watch:
         if watched in loader.ns:
             loader.history[watched].append(_snapshot(loader.ns[watched]))

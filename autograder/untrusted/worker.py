@@ -11,6 +11,7 @@ Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": 
 """
 from __future__ import annotations
 
+import inspect
 import operator
 import os
 import socket
@@ -181,7 +182,7 @@ class Worker:
     def _missing_name_message(self, module: types.ModuleType, name: str) -> str:
         own = sorted(k for k, v in vars(module).items()
                      if not k.startswith("_") and not isinstance(v, types.ModuleType)
-                     and getattr(v, "__module__", module.__name__) in (module.__name__, None, "builtins"))
+                     and not ((inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ != module.__name__))
         listing = ", ".join(own[:12]) + (", ..." if len(own) > 12 else "") if own else "no names at all"
         message = f"{module.__name__}.py does not define {name}; it defines {listing}"
         for other, options in self.modules.items():

@@ -1,0 +1,82 @@
+"""UW CSE 447/517 (Winter 2024) A2: attention and transformers. This slice: A2S1 and A2S2.
+
+Students submit their Colab notebooks downloaded as Python (``A2S1.py``, ``A2S2.py``; the
+``.ipynb`` is accepted too). Both are loaded statement by statement (``loader="notebook"``):
+shell lines, top-level calls, loops and training never run, and a broken cell does not
+sink the graded ones.
+
+Points (edit ``POINTS`` only; every test reads its weight from there):
+
+A2S1, crafting queries: the error is the largest absolute difference between unscaled
+attention ``softmax(q Kᵀ) V`` and the target; an error of at most 0.05 gets full credit.
+  1.2.1 query121 selects v0 .......................... 2
+  1.2.2 query122 selects every value (identity) ...... 2
+  1.3.1 query131 averages all values ................. 2
+  1.3.2 query132 averages v0 and v1 .................. 2
+  1.4.1 m_key: new k2, query132 averages v0..v2 ...... 1  extra credit for 447 (``EXTRA_CREDIT``)
+  1.4.2 m_key: unit k2, query132 returns v2 .......... 1  extra credit for 447
+
+A2S2 §2.1, attention from scratch (each function on its own against the reference, then
+composed): pairwise_similarities, attn_scaled, attn_softmax, compute_outputs 1 each and 1
+hidden; the causal mask (graded as the pair make/apply through the softmax) 2 + 1 hidden,
+its device 1; split/merge heads 1 + 1 hidden; self_attention against PyTorch's
+multi_head_attention_forward 1 + 1 + 2 + 2 hidden; the functions inside a two-layer
+minGPT-style attention stack, forward 2 and backward 1 hidden. 20 points.
+
+``total_points`` counts the regular points only (28); the extra credit comes on top. For
+517, empty ``EXTRA_CREDIT`` (the total becomes 30).
+"""
+from autograder.assignment import Assignment, Ban, SubmissionFile
+
+POINTS = {
+    # A2S1
+    "1.2.1": 2, "1.2.2": 2, "1.3.1": 2, "1.3.2": 2, "1.4.1": 1, "1.4.2": 1,
+    # A2S2 §2.1
+    "2.1.1": 1,   # pairwise_similarities
+    "2.1.2": 1,   # attn_scaled
+    "2.1.3": 1,   # attn_softmax
+    "2.1.4": 1,   # compute_outputs
+    "2.1.5": 1,   # the four step-1 functions on random shapes (hidden)
+    "2.1.6": 2,   # make_causal_mask + apply_causal_mask
+    "2.1.7": 1,   # causal mask, odd and large n (hidden)
+    "2.1.8": 1,   # the masked scores stay on the device of A
+    "2.1.9": 1,   # split_heads / merge_heads
+    "2.1.10": 1,  # split_heads / merge_heads on random shapes (hidden)
+    "2.1.11": 1,  # self_attention, 1 head, no mask
+    "2.1.12": 1,  # self_attention, 1 head, causal
+    "2.1.13": 2,  # self_attention, 3 heads, causal
+    "2.1.14": 2,  # self_attention on random shapes and head counts (hidden)
+    "2.1.15": 2,  # init_qkv_proj + self_attention in a 2-layer minGPT-style stack, forward
+    "2.1.16": 1,  # ... backward: gradients of the projections and the input (hidden)
+}
+EXTRA_CREDIT = ("1.4.1", "1.4.2")
+
+A2S2_GIVEN = ("init_qkv_proj", "split_heads_qkv")
+A2S2_STUDENT = ("pairwise_similarities", "attn_scaled", "attn_softmax", "compute_outputs",
+                "make_causal_mask", "apply_causal_mask", "split_heads", "merge_heads",
+                "self_attention")
+
+ASSIGNMENT = Assignment(
+    name="uw_attention",
+    title="UW CSE 447/517 A2: attention and transformers",
+    files=(
+        SubmissionFile("A2S1.py", loader="notebook", watch=("m_key",),
+                       expected_names=("query121", "query122", "query131", "query132", "m_key")),
+        SubmissionFile("A2S2.py", loader="notebook", keep_first=A2S2_GIVEN + A2S2_STUDENT,
+                       expected_names=A2S2_STUDENT),
+    ),
+    total_points=sum(p for k, p in POINTS.items() if k not in EXTRA_CREDIT),
+    bans=(
+        Ban(
+            key="attention",
+            file="A2S2.py",
+            scope=A2S2_STUDENT,
+            names=("torch.nn.functional.scaled_dot_product_attention",
+                   "torch.nn.functional.multi_head_attention_forward",
+                   "torch.nn.MultiheadAttention", "torch.ops", "torch._C"),
+            runtime_ops=("scaled_dot_product", "multi_head_attention_forward"),
+            reason="attention must be written by hand (no F.scaled_dot_product_attention, "
+                   "F.multi_head_attention_forward or nn.MultiheadAttention)",
+        ),
+    ),
+)
