@@ -5,7 +5,7 @@ test modules ``test_*.py`` beside it hold the graded unittest cases.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Assignment:
     total_points: float
     bans: tuple[Ban, ...] = ()
     default_time_limit: float = 60.0
-    extra_files: tuple[str, ...] = field(default=())
+    extra_credit: tuple[str, ...] = ()      # numbers of tests whose points come on top of total_points
 
     def file(self, name: str) -> SubmissionFile:
         for f in self.files:

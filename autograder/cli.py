@@ -3,6 +3,8 @@
   autograder list                                   assignment names, one per line
   autograder grade ASSIGNMENT SUBMISSION [--results PATH]
                                                     grade a folder, zip or file; print a table
+  autograder check [ASSIGNMENT] [PATH]              a student's local run of the visible tests
+  autograder verify ASSIGNMENT                      reference full marks, template zero, points add up
   autograder gradescope                             what run_autograder runs on Gradescope
 """
 from __future__ import annotations
@@ -91,6 +93,60 @@ def _gradescope(args, pool: WorkerPool) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from autograder.trusted import registry
+    from autograder.trusted.verify import render, verify
+
+    if args.assignment not in registry.names():
+        print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
+              file=sys.stderr)
+        return 2
+    with WorkerPool() as pool:
+        pool.start()
+        checks, info = verify(args.assignment, device=args.device, pool=pool)
+    print(render(args.assignment, checks, info))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _cmd_check(args) -> int:
+    """The student's local check: the visible tests, in the same isolated engine, offline."""
+    with WorkerPool() as pool:
+        pool.start()
+        return _check(args, pool)
+
+
+def _check(args, pool: WorkerPool) -> int:
+    from autograder.suite.decorators import attribute
+    from autograder.trusted import registry
+    from autograder.trusted.formats import table
+    from autograder.trusted.runner import _method, collect_tests, grade
+
+    words = list(args.words)
+    known = registry.names()
+    assignment = words.pop(0) if words and words[0] in known else None
+    path = Path(words.pop(0) if words else ".")
+    if words or not path.exists():
+        print("usage: autograder check [ASSIGNMENT] [PATH]" if words else f"autograder: {path} does not exist",
+              file=sys.stderr)
+        return 2
+    if assignment is None:
+        found = registry.detect(path)
+        if not found:
+            print(f"autograder: no assignment's files found in {path}; name one of: {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+        assignment = found[0]
+    result = grade(assignment, path, device=args.device, visible_only=True, pool=pool)
+    hidden = [m for m in map(_method, collect_tests(assignment))
+              if attribute(m, "__visibility__", "visible") != "visible"]
+    print(table.render(result, details=args.details, title=f"{assignment}: visible tests on {path}"))
+    if hidden:
+        points = sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)
+        print(f"  {len(hidden)} hidden tests ({points:g} points) are not run here: they are decided on the "
+              "server, after you submit.")
+    return 0 if all(t.passed for t in result.tests) and not result.grader_error else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="autograder", description="Grade attention/transformer assignments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="seed for hidden tests' inputs (default: drawn per run)")
     p.add_argument("--details", action="store_true", help="print every failing test's full output")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("verify", help="check an assignment before uploading it (reference full, template zero)")
+    p.add_argument("assignment")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("check", help="run the visible tests on your work, as the server will")
+    p.add_argument("words", nargs="*", metavar="[ASSIGNMENT] [PATH]",
+                   help="assignment (detected from the files when omitted) and folder (default: .)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--details", action="store_true", help="print every failing test's full output")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("gradescope", help="grade $AUTOGRADER_ROOT/submission as Gradescope does")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

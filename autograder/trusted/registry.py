@@ -74,3 +74,25 @@ def reference_module(name: str, module: str) -> types.ModuleType:
         return import_file(path, private)
     from autograder.untrusted.notebook_loader import load_notebook   # instructor code: safe here
     return load_notebook(str(path), private, keep_first=spec.keep_first, watch=spec.watch).module
+
+
+def detect(path: Path) -> list[str]:
+    """Assignments whose expected files appear under ``path``, best match first."""
+    wanted: dict[str, set[str]] = {}
+    for name in names():
+        for spec in load_assignment(name).files:
+            for base in (spec.name, *spec.aliases):
+                stem = base.rsplit(".", 1)[0]
+                wanted.setdefault(name, set()).update({base, stem + ".ipynb"})
+    present = set()
+    path = Path(path)
+    if path.is_file():
+        present.add(path.name)
+    else:
+        for depth, (root, dirs, files) in enumerate(os.walk(path)):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules")]
+            present.update(files)
+            if depth > 200:
+                break
+    scores = {name: len(files & present) for name, files in wanted.items()}
+    return sorted((n for n, k in scores.items() if k), key=lambda n: -scores[n])

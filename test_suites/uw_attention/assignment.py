@@ -66,6 +66,7 @@ ASSIGNMENT = Assignment(
                        expected_names=A2S2_STUDENT),
     ),
     total_points=sum(p for k, p in POINTS.items() if k not in EXTRA_CREDIT),
+    extra_credit=EXTRA_CREDIT,
     bans=(
         Ban(
             key="attention",

@@ -1,0 +1,84 @@
+"""``verify``: what an instructor checks before uploading an assignment.
+
+The reference earns full marks, the template earns zero without a grader error, every
+test has points (or is informational, at 0) and a time limit, numbers are unique, and the
+points add up to the configured total.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autograder.suite.decorators import attribute
+from autograder.trusted import registry
+from autograder.trusted.runner import _method, collect_tests, grade
+
+
+@dataclass
+class Check:
+    ok: bool
+    what: str
+    detail: str = ""
+
+
+def _graded(assignment: str, folder, **options):
+    result = grade(assignment, folder, **options)
+    broken = [t for t in result.tests if "unexpected condition" in t.output]
+    return result, broken
+
+
+def verify(name: str, **options) -> tuple[list[Check], list[str]]:
+    """(checks, informational lines) for assignment ``name``; ``options`` go to ``grade``."""
+    assignment = registry.load_assignment(name)
+    cases = collect_tests(name)
+    checks: list[Check] = []
+    info: list[str] = []
+
+    methods = [(c, _method(c)) for c in cases]
+    no_limit = [c.id() for c, m in methods if attribute(m, "__time_limit__") is None]
+    checks.append(Check(not no_limit, "every test has its own time limit (@time_limit)", ", ".join(no_limit[:5])))
+    no_weight = [c.id() for c, m in methods if attribute(m, "__weight__") is None]
+    checks.append(Check(not no_weight, "every test has points (@weight; 0 for informational tests)",
+                        ", ".join(no_weight[:5])))
+    numbers = [attribute(m, "__number__") for _, m in methods]
+    dupes = sorted({n for n in numbers if n is not None and numbers.count(n) > 1})
+    checks.append(Check(None not in numbers and not dupes, "every test has a unique @number",
+                        f"duplicated: {', '.join(dupes)}" if dupes else ""))
+    regular = sum(float(attribute(m, "__weight__", 0) or 0) for _, m in methods
+                  if attribute(m, "__number__") not in assignment.extra_credit)
+    extra = sum(float(attribute(m, "__weight__", 0) or 0) for _, m in methods
+                if attribute(m, "__number__") in assignment.extra_credit)
+    checks.append(Check(abs(regular - assignment.total_points) < 1e-9,
+                        f"points add up to the configured total ({assignment.total_points:g})",
+                        f"the tests hold {regular:g}"))
+
+    visible = [(c, m) for c, m in methods if attribute(m, "__visibility__", "visible") == "visible"]
+    hidden_points = sum(float(attribute(m, "__weight__", 0) or 0) for c, m in methods if (c, m) not in visible)
+    info.append(f"{len(cases)} tests: {len(visible)} visible "
+                f"({sum(float(attribute(m, '__weight__', 0) or 0) for _, m in visible):g} points), "
+                f"{len(cases) - len(visible)} hidden ({hidden_points:g} points)"
+                + (f"; {extra:g} extra-credit points on top of {assignment.total_points:g}" if extra else ""))
+
+    reference, broken = _graded(name, registry.reference_dir(name), **options)
+    short = [f"{t.number} {t.name}" for t in reference.tests if not t.passed]
+    checks.append(Check(not reference.grader_error and not short and reference.score == reference.max_score,
+                        f"the reference earns full marks ({reference.score:g}/{reference.max_score:g})",
+                        "; ".join(short[:5])))
+    template, broken = _graded(name, registry.template_dir(name), **options)
+    scoring = [f"{t.number} {t.name}" for t in template.tests if t.score > 0]
+    checks.append(Check(template.score == 0 and not scoring, "the template earns zero", "; ".join(scoring[:5])))
+    checks.append(Check(not template.grader_error and not broken,
+                        "the template is graded without a grader error or a test that could not finish",
+                        "; ".join(f"{t.number}: {t.output[:120]}" for t in broken[:3])))
+    info.append(f"grading took {reference.execution_time:.1f} s for the reference and "
+                f"{template.execution_time:.1f} s for the template")
+    return checks, info
+
+
+def render(name: str, checks: list[Check], info: list[str]) -> str:
+    lines = [f"verify {name}"]
+    for c in checks:
+        lines.append(f"  {'ok  ' if c.ok else 'FAIL'}  {c.what}" + (f"\n        {c.detail}" if c.detail and not c.ok else ""))
+    lines.extend(f"  info  {line}" for line in info)
+    failed = sum(not c.ok for c in checks)
+    lines.append(f"  {'all checks passed' if not failed else f'{failed} check(s) failed'}")
+    return "\n".join(lines)
