@@ -60,6 +60,8 @@ class Assignment:
     bans: tuple[Ban, ...] = ()
     default_time_limit: float = 60.0
     extra_credit: tuple[str, ...] = ()      # numbers of tests whose points come on top of total_points
+    libraries: tuple[str, ...] = ()         # installed packages tests may use in the worker (self.library),
+                                            # imported by the fork server once, before it forks
 
     def file(self, name: str) -> SubmissionFile:
         for f in self.files:

@@ -22,6 +22,16 @@ from autograder.trusted.workers import WorkerPool   # stdlib only: importable be
 DEPLOY_CONFIG = Path(__file__).resolve().parent / "deploy.json"
 
 
+def _pool_for(assignment: str) -> WorkerPool:
+    """A worker pool whose fork server preloads the assignment's libraries (no torch import here)."""
+    from autograder.trusted import registry
+    try:
+        libraries = registry.load_assignment(assignment).libraries
+    except Exception:   # noqa: BLE001 - an unknown assignment is reported by the command itself
+        libraries = ()
+    return WorkerPool(libraries=libraries)
+
+
 def _cmd_list(args) -> int:
     from autograder.trusted import registry
     for name in registry.names():
@@ -30,7 +40,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    with WorkerPool() as pool:
+    with _pool_for(args.assignment) as pool:
         if args.isolation == "process":
             pool.start()   # the fork server imports torch while this process does the same
         return _grade_and_report(args, pool)
@@ -60,7 +70,11 @@ def _grade_and_report(args, pool: WorkerPool) -> int:
 
 def _cmd_gradescope(args) -> int:
     """Grade /autograder/submission into /autograder/results/results.json; always writes the file."""
-    with WorkerPool() as pool:
+    try:
+        assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
+    except Exception:   # noqa: BLE001 - _gradescope reports it in results.json
+        assignment = "unknown"
+    with _pool_for(assignment) as pool:
         pool.start()
         return _gradescope(args, pool)
 
@@ -101,7 +115,7 @@ def _cmd_verify(args) -> int:
         print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
               file=sys.stderr)
         return 2
-    with WorkerPool() as pool:
+    with _pool_for(args.assignment) as pool:
         pool.start()
         checks, info = verify(args.assignment, device=args.device, pool=pool)
     print(render(args.assignment, checks, info))
@@ -110,16 +124,7 @@ def _cmd_verify(args) -> int:
 
 def _cmd_check(args) -> int:
     """The student's local check: the visible tests, in the same isolated engine, offline."""
-    with WorkerPool() as pool:
-        pool.start()
-        return _check(args, pool)
-
-
-def _check(args, pool: WorkerPool) -> int:
-    from autograder.suite.decorators import attribute
     from autograder.trusted import registry
-    from autograder.trusted.formats import table
-    from autograder.trusted.runner import _method, collect_tests, grade
 
     words = list(args.words)
     known = registry.names()
@@ -136,6 +141,16 @@ def _check(args, pool: WorkerPool) -> int:
                   file=sys.stderr)
             return 2
         assignment = found[0]
+    with _pool_for(assignment) as pool:
+        pool.start()
+        return _check(args, assignment, path, pool)
+
+
+def _check(args, assignment: str, path: Path, pool: WorkerPool) -> int:
+    from autograder.suite.decorators import attribute
+    from autograder.trusted.formats import table
+    from autograder.trusted.runner import _method, collect_tests, grade
+
     result = grade(assignment, path, device=args.device, visible_only=True, pool=pool)
     hidden = [m for m in map(_method, collect_tests(assignment))
               if attribute(m, "__visibility__", "visible") != "visible"]

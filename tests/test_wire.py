@@ -77,3 +77,12 @@ def test_frame_round_trip_and_deadline():
     assert framing.recv_frame(b) == ({"op": "x"}, bytearray(b"abc"))
     with pytest.raises(framing.Deadline):
         framing.recv_frame(b, deadline=time.monotonic() + 0.05)
+
+
+def test_worker_hands_out_only_declared_libraries(tmp_path):
+    from autograder.untrusted.worker import Worker
+    worker = Worker(str(tmp_path), {}, "cpu", ["tokenizers"])
+    ok, _ = worker.handle({"op": "library", "module": "torch.utils.data"}, b"")
+    assert ok["ok"] and "ref" in ok["value"]
+    refused, _ = worker.handle({"op": "library", "module": "os"}, b"")
+    assert not refused["ok"] and "not declared" in refused["error"]["message"]

@@ -36,6 +36,12 @@ class GradedTestCase(unittest.TestCase):
         """Proxy of the student's module ``module`` (e.g. ``"vit_solution"``), imported in a worker."""
         return self.grading.student_module(module, device=device)
 
+    def library(self, name: str):
+        """Proxy of an installed library module in the worker (``"torch"``, ``"torch.utils.data"``,
+        or one the assignment declares in ``libraries``), to build objects that student code
+        receives there (a tokenizer, a model, a DataLoader, an optimizer)."""
+        return self.grading.library_module(name)
+
     def reference(self, module: str):
         """The instructor's reference module (a real module, trusted, imported in this process)."""
         return self.grading.reference_module(module)

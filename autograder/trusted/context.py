@@ -117,6 +117,12 @@ class TestContext:
             self._modules[key] = Remote(self, proxy._ref, proxy._type_name, module, device)
         return self._modules[key]
 
+    def library_module(self, name: str) -> Remote:
+        """Proxy of an installed library module in the worker (torch, or one the assignment declares)."""
+        if name not in self._modules:
+            self._modules[name] = self.request("library", None, module=name, label=f"`import {name}`")
+        return self._modules[name]
+
     def reference_module(self, module: str):
         return self.run.reference_module(module)
 

@@ -77,7 +77,8 @@ class GradingRun:
             from autograder.untrusted.worker import Worker   # the benchmark's floor only
             for module in self.modules:
                 sys.modules.pop(module, None)
-            return InProcessTransport(Worker(str(self.staged.dir), self.modules, self.device))
+            return InProcessTransport(Worker(str(self.staged.dir), self.modules, self.device,
+                                             list(self.assignment.libraries)))
         worker = self.pool.spawn(str(self.staged.dir), self.modules, self.device)
         return ProcessTransport(worker, MAX_REPLY_BYTES)
 
@@ -268,7 +269,7 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
             opts.seed = int(os.environ.get("AUTOGRADER_SEED") or random.SystemRandom().randrange(2**31))
         if opts.pool is not None:
             return _grade(opts.pool, assignment, Path(submission), opts, started)
-        with WorkerPool() as pool:
+        with WorkerPool(libraries=registry.load_assignment(assignment).libraries) as pool:
             if opts.isolation == "process":
                 pool.start()   # the fork server imports torch while we load the suites and stage
             return _grade(pool, assignment, Path(submission), opts, started)

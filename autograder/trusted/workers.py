@@ -135,8 +135,9 @@ class WorkerPool:
     test pays neither the fork nor the wait for it.
     """
 
-    def __init__(self, output_cap: int = 64 * 1024):
+    def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = ()):
         self.output_cap = output_cap
+        self.libraries = tuple(libraries)   # imported by the fork server; usable through self.library
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
         self._ready = False
@@ -162,7 +163,7 @@ class WorkerPool:
     def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         code = (f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); "
-                f"from autograder.untrusted.zygote import main; main({child.fileno()})")
+                f"from autograder.untrusted.zygote import main; main({child.fileno()}, {list(self.libraries)!r})")
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", code], pass_fds=[child.fileno()],
             env=worker_env(), stdin=subprocess.DEVNULL, start_new_session=True)
@@ -225,7 +226,8 @@ class WorkerPool:
         staged_dir, modules, device = key
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
-        request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device})
+        request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
+                              "libraries": list(self.libraries)})
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
             return _Pending(key, ours, out_r)

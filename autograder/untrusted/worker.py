@@ -11,6 +11,7 @@ Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": 
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import operator
 import os
@@ -48,9 +49,11 @@ class Worker:
     """``modules`` maps each submission module to its load options: ``loader`` ("module" or
     "notebook"), ``keep_first``, ``watch`` and ``expected_names`` (see SubmissionFile)."""
 
-    def __init__(self, staged_dir: str, modules: dict[str, dict], device: str = "cpu"):
+    def __init__(self, staged_dir: str, modules: dict[str, dict], device: str = "cpu",
+                 libraries: list[str] = ()):
         self.staged_dir = staged_dir
         self.modules = modules
+        self.libraries = {"torch", *libraries}
         self.device = device
         self.loaded: dict[str, types.ModuleType] = {}
         self.load_notes: dict[str, list[str]] = {}
@@ -119,6 +122,11 @@ class Worker:
     def _dispatch(self, op: str, header: dict, decoder: Decoder, log: OpLog | None) -> Any:
         if op == "import":
             return self._import(header.get("module"))
+        if op == "library":
+            name = header.get("module")
+            if not isinstance(name, str) or name.split(".")[0] not in self.libraries:
+                raise RequestError(f"library {name!r} is not declared by the assignment")
+            return importlib.import_module(name)
         if op == "put":
             return decoder.decode(header.get("value"))
         target = self._target(header)

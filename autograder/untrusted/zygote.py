@@ -31,7 +31,8 @@ def _child(request: dict, fds: list[int]) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)   # output survives an os._exit()
     from autograder.untrusted.worker import Worker, serve
-    worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"))
+    worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"),
+                    request.get("libraries", []))
     os.chdir(request["staged_dir"])
     serve(socket.socket(fileno=sock_fd), worker)
 
@@ -51,8 +52,15 @@ def _reap(ctrl: socket.socket) -> None:
             sys.exit(0)
 
 
-def _warm_up() -> None:
-    """Pay torch's one-time costs (imports, first-op dispatch, autograd) once, before forking."""
+def _warm_up(libraries: list[str]) -> None:
+    """Pay torch's one-time costs (imports, first-op dispatch, autograd) once, before forking,
+    and import the assignment's libraries (e.g. transformers) so no worker pays for them."""
+    import importlib
+    for name in libraries:
+        try:
+            importlib.import_module(name)
+        except Exception:   # noqa: BLE001 - a test that needs it will report the failure
+            pass
     import numpy  # noqa: F401
     import torch
     import torch.nn.functional as F
@@ -70,9 +78,9 @@ def _warm_up() -> None:
     loss.backward()
 
 
-def main(ctrl_fd: int) -> None:
+def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
-    _warm_up()
+    _warm_up(list(libraries))
     ctrl.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
         readable, _, _ = select.select([ctrl], [], [], 0.1)
@@ -102,4 +110,4 @@ def main(ctrl_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), sys.argv[2:])
