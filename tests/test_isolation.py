@@ -165,3 +165,12 @@ def test_forged_bytes_on_the_reply_socket_fail_only_that_test(tmp_path, mini_pro
     tests = by_number(result)
     assert not tests["3"].passed and "invalid reply" in tests["3"].output
     assert tests["1"].passed and tests["2"].passed
+
+
+def test_runaway_memory_kills_only_that_worker(tmp_path, mini_project, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_WORKER_MEMORY_MIB", "600")
+    body = "hog = []\nwhile True:\n    hog.append(bytearray(50 * 2**20))"
+    result = grade_source(tmp_path, replace_def(REFERENCE, "double", body))
+    tests = by_number(result)
+    assert tests["1"].passed and tests["2"].passed
+    assert "more than 600 MiB of memory" in tests["3"].output

@@ -62,6 +62,10 @@ class ProcessTransport:
     def exit_status(self) -> int | None:
         return self.worker.exit_status()
 
+    def killed_for(self) -> str | None:
+        """Why the grader killed the worker (e.g. its memory), if it did."""
+        return self.worker.killed_for
+
     def close(self) -> None:
         self.worker.kill()
 
@@ -79,6 +83,9 @@ class InProcessTransport:
         return self.worker.handle(header, payload)
 
     def exit_status(self) -> int | None:
+        return None
+
+    def killed_for(self) -> str | None:
         return None
 
     def close(self) -> None:
@@ -172,7 +179,12 @@ class TestContext:
                 "code; the worker was stopped and grading carried on.")
             raise self._dead from None
         except framing.PeerClosed:
-            self._dead = errors.WorkerDied(f"While running {label}, {errors.describe_exit(transport.exit_status())}.")
+            why = transport.killed_for()
+            if why:
+                message = f"While running {label}, the grader stopped the worker running your code: {why}."
+            else:
+                message = f"While running {label}, {errors.describe_exit(transport.exit_status())}."
+            self._dead = errors.WorkerDied(message)
             raise self._dead from None
         except framing.FrameError as exc:
             self._dead = errors.BadReply(f"While running {label}, the worker sent an invalid reply ({exc}).")

@@ -95,23 +95,66 @@ def worker_env() -> dict:
     return env
 
 
-class WorkerProcess:
-    """One forked worker: its pid (also its process group), request socket and output."""
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory summed over the processes of a process group (Linux /proc)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[21]) * PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
-    def __init__(self, pool: "WorkerPool", pid: int, sock: socket.socket, output: OutputDrain):
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+MEMORY_POLL_S = 0.1
+
+
+class WorkerProcess:
+    """One forked worker: its pid (also its process group), request socket and output.
+
+    A watchdog thread kills the whole group when its resident memory passes
+    ``memory_limit`` bytes (``killed_for`` then says so), so a submission that allocates
+    without bound fails its test instead of taking the grader down.
+    """
+
+    def __init__(self, pool: "WorkerPool", pid: int, sock: socket.socket, output: OutputDrain,
+                 memory_limit: int | None = None):
         self.pool = pool
         self.pid = pid
         self.sock = sock
         self.output = output
         self.killed = False
+        self.killed_for: str | None = None
+        self.peak_rss = 0
+        if memory_limit:
+            threading.Thread(target=self._watch_memory, args=(memory_limit,), daemon=True).start()
+
+    def _watch_memory(self, limit: int) -> None:
+        while not self.killed:
+            rss = group_rss_bytes(self.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            if rss > limit:
+                self.killed_for = f"it used more than {limit // 2**20} MiB of memory"
+                self._signal_group()
+                return
+            time.sleep(MEMORY_POLL_S)
+
+    def _signal_group(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def kill(self) -> None:
         if not self.killed:
             self.killed = True
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            self._signal_group()
             self.sock.close()
 
     def exit_status(self, wait: float = 2.0) -> int | None:
@@ -135,8 +178,12 @@ class WorkerPool:
     test pays neither the fork nor the wait for it.
     """
 
-    def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = ()):
+    def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
+                 memory_limit_mib: int | None = None):
         self.output_cap = output_cap
+        if memory_limit_mib is None:
+            memory_limit_mib = int(os.environ.get("AUTOGRADER_WORKER_MEMORY_MIB", "2048"))
+        self.memory_limit = memory_limit_mib * 2**20 if memory_limit_mib > 0 else None
         self.libraries = tuple(libraries)   # imported by the fork server; usable through self.library
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
@@ -245,7 +292,7 @@ class WorkerPool:
             os.close(pending.out_fd)
             return None
         pid = self._spawned.popleft()
-        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap))
+        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap), self.memory_limit)
 
     def spawn(self, staged_dir: str, modules: dict, device: str) -> WorkerProcess:
         """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).
