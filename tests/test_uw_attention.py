@@ -1,4 +1,4 @@
-"""The uw_attention suite (A2S1, A2S2) on the reference, the starter and real export hazards.
+"""The uw_attention suite (A2S1, A2S2, A2S3) on the reference, the starter and real export hazards.
 
 Each folder of tests/fixtures/uw_attention/ holds files shaped like real Colab exports;
 the submission graded is the reference with those files replaced, so every test outside
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.trusted.registry import load_assignment
 from autograder.trusted.runner import grade
 from autograder.trusted.workers import WorkerPool
 from conftest import assert_valid_results
@@ -20,12 +21,13 @@ ASSIGNMENT = "uw_attention"
 REFERENCE = ROOT / "reference" / ASSIGNMENT
 TEMPLATE = ROOT / "student_template" / ASSIGNMENT
 FIXTURES = ROOT / "tests" / "fixtures" / ASSIGNMENT
-TOTAL = 30.0          # 28 regular points + 2 extra credit (1.4.1, 1.4.2)
+TOTAL = 40.0          # 38 regular points + 2 extra credit (1.4.1, 1.4.2)
 # Hidden tests draw their inputs from the run's seed; the table holds for any seed.
 SEED = int(os.environ.get("UW_ATTENTION_SEED", "447"))
 
 A2S1 = {"1.2.1", "1.2.2", "1.3.1", "1.3.2", "1.4.1", "1.4.2"}
 A2S2 = {f"2.1.{i}" for i in range(1, 17)}
+A2S3 = {f"3.{i}" for i in range(1, 10)}
 CAUSAL_SELF_ATTENTION = {"2.1.12", "2.1.13", "2.1.14", "2.1.15", "2.1.16"}
 
 EXPECTED_FAILURES = {
@@ -49,6 +51,12 @@ EXPECTED_FAILURES = {
     "mask_zero_after_softmax": {"2.1.6", "2.1.7"} | CAUSAL_SELF_ATTENTION,
     "no_scale": {"2.1.2", "2.1.5", "2.1.11"} | CAUSAL_SELF_ATTENTION,
     "uses_sdpa": A2S2,
+    # A2S3
+    "a2s3_tuple_returns": set(),              # train/evaluate return (acc, loss); numpy accuracy
+    "a2s3_main_at_top_level": set(),          # main() and a training loop at top level, !pip, %magic, global tokenizer
+    "a2s3_no_zero_grad": {"3.6", "3.7"},      # gradients accumulate across batches
+    "a2s3_eval_in_train_mode": {"3.8", "3.9"},  # evaluate forgets model.eval()
+    "a2s3_no_truncation": {"3.3"},            # collate_fn without truncation=True
 }
 
 
@@ -59,7 +67,7 @@ def _explain(result) -> str:
 
 @pytest.fixture(scope="module")
 def pool():
-    with WorkerPool() as p:
+    with WorkerPool(libraries=load_assignment(ASSIGNMENT).libraries) as p:   # A2S3 uses transformers
         p.start()
         yield p
 
@@ -94,7 +102,7 @@ def test_reference_gets_full_marks(pool):
     assert sum(t.max_score for t in result.tests) == TOTAL
     assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), _explain(result)
     numbers = [t.number for t in result.tests]
-    assert set(numbers) == A2S1 | A2S2 and len(set(numbers)) == len(numbers)
+    assert set(numbers) == A2S1 | A2S2 | A2S3 and len(set(numbers)) == len(numbers)
     # The graded self_attention is the first one; the §2.2 redefinition is reported, not graded.
     assert "defined again" in _outputs(result)["2.1.11"], _explain(result)
 
@@ -108,7 +116,7 @@ def test_template_gets_zero_cleanly(pool, tmp_path, folder):
     result = _grade(pool, sub)
     assert result.score == 0, _explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
-    assert {t.number for t in result.tests} == A2S1 | A2S2
+    assert {t.number for t in result.tests} == A2S1 | A2S2 | A2S3
     for t in result.tests:
         assert t.status == "failed" and t.score == 0, _explain(result)
         assert t.output.strip(), f"{t.number} failed without a message"
@@ -151,3 +159,15 @@ def test_ban_reported_by_the_static_scan(pool, tmp_path):
     """F.scaled_dot_product_attention in self_attention fails even the tests that never call it."""
     out = _outputs(_grade(pool, _submission(tmp_path, "uses_sdpa")))
     assert "scaled_dot_product_attention" in out["2.1.1"], out["2.1.1"]
+
+
+def test_a2s3_messages(pool, tmp_path):
+    """The A2S3 failures say what to fix; a tuple return is noted, not penalised."""
+    out = _outputs(_grade(pool, _submission(tmp_path / "a", "a2s3_no_zero_grad")))
+    assert "zero_grad" in out["3.6"] and "differ from a reference epoch" in out["3.6"], out["3.6"]
+    out = _outputs(_grade(pool, _submission(tmp_path / "b", "a2s3_eval_in_train_mode")))
+    assert "model.eval()" in out["3.8"], out["3.8"]
+    out = _outputs(_grade(pool, _submission(tmp_path / "c", "a2s3_no_truncation")))
+    assert "512" in out["3.3"] and "truncation=True" in out["3.3"], out["3.3"]
+    out = _outputs(_grade(pool, _submission(tmp_path / "d", "a2s3_tuple_returns")))
+    assert "first number in [0, 1]" in out["3.8"], out["3.8"]

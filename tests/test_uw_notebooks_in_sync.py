@@ -40,7 +40,7 @@ def _first_functions(path: Path) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["A2S1.ipynb", "A2S2.ipynb"])
+@pytest.mark.parametrize("name", ["A2S1.ipynb", "A2S2.ipynb", "A2S3.ipynb"])
 def test_notebook_matches_its_source(name):
     built = _builder().build(TEMPLATE)
     committed = (TEMPLATE / name).read_text(encoding="utf-8")

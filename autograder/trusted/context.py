@@ -30,6 +30,8 @@ def summarize(value: Any) -> str:
         return f"[{inner}{', ...' if len(value) > 4 else ''}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, str) and len(value) > 30:
+        return f"<text of {len(value)} characters>"
     text = repr(value)
     return text if len(text) <= 30 else text[:27] + "..."
 

@@ -4,7 +4,7 @@ Cells start at ``# %%`` (code) or ``# %% [markdown]`` (markdown, written as ``#`
 lines). The output is nbformat 4 JSON, deterministic: the same .py always gives the same
 bytes, so ``tests/test_uw_notebooks_in_sync.py`` can check the committed notebooks.
 
-    python student_template/uw_attention/build_notebooks.py      # rewrites A2S1.ipynb, A2S2.ipynb
+    python student_template/uw_attention/build_notebooks.py      # rewrites A2S1.ipynb, A2S2.ipynb, A2S3.ipynb
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("A2S1.py", "A2S2.py")
+SOURCES = ("A2S1.py", "A2S2.py", "A2S3.py")
 _MARKER = re.compile(r"^# %%(?:\s+\[(\w+)\])?\s*$")
 METADATA = {
     "colab": {"provenance": []},

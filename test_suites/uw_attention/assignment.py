@@ -1,7 +1,7 @@
-"""UW CSE 447/517 (Winter 2024) A2: attention and transformers. This slice: A2S1 and A2S2.
+"""UW CSE 447/517 (Winter 2024) A2: attention and transformers: A2S1, A2S2 §2.1 and A2S3.
 
-Students submit their Colab notebooks downloaded as Python (``A2S1.py``, ``A2S2.py``; the
-``.ipynb`` is accepted too). Both are loaded statement by statement (``loader="notebook"``):
+Students submit their Colab notebooks downloaded as Python (``A2S1.py``, ``A2S2.py``,
+``A2S3.py``; the ``.ipynb`` is accepted too). All are loaded statement by statement (``loader="notebook"``):
 shell lines, top-level calls, loops and training never run, and a broken cell does not
 sink the graded ones.
 
@@ -23,8 +23,15 @@ its device 1; split/merge heads 1 + 1 hidden; self_attention against PyTorch's
 multi_head_attention_forward 1 + 1 + 2 + 2 hidden; the functions inside a two-layer
 minGPT-style attention stack, forward 2 and backward 1 hidden. 20 points.
 
-``total_points`` counts the regular points only (28); the extra credit comes on top. For
-517, empty ``EXTRA_CREDIT`` (the total becomes 30).
+A2S3 §3, fine-tuning RoBERTa on SST-2 with HuggingFace, graded offline with a tiny
+RoBERTa and a tokenizer trained on a hand-written corpus (``tiny_roberta.py``): the
+dataset's __len__/__getitem__/__iter__ 1; collate_fn padding and labels 1, truncation at 512
+tokens 1, random batches 1 hidden; compute_accuracy 1; train_one_epoch reproduces a reference
+epoch exactly 2 + 1 hidden; evaluate (eval mode, no gradients, accuracy) 1 + 1 hidden.
+10 points.
+
+``total_points`` counts the regular points only (38); the extra credit comes on top. For
+517, empty ``EXTRA_CREDIT`` (the total becomes 40).
 """
 from autograder.assignment import Assignment, Ban, SubmissionFile
 
@@ -48,6 +55,16 @@ POINTS = {
     "2.1.14": 2,  # self_attention on random shapes and head counts (hidden)
     "2.1.15": 2,  # init_qkv_proj + self_attention in a 2-layer minGPT-style stack, forward
     "2.1.16": 1,  # ... backward: gradients of the projections and the input (hidden)
+    # A2S3 §3
+    "3.1": 1,     # SST2Dataset __len__, __getitem__, __iter__
+    "3.2": 1,     # collate_fn: padding to the longest, label tensor
+    "3.3": 1,     # collate_fn: truncation at max_length 512
+    "3.4": 1,     # SST2Dataset + collate_fn through a DataLoader, random batches (hidden)
+    "3.5": 1,     # compute_accuracy
+    "3.6": 2,     # train_one_epoch reproduces a reference epoch
+    "3.7": 1,     # train_one_epoch, random data, seed and batch size (hidden)
+    "3.8": 1,     # evaluate: accuracy, eval mode, no gradients
+    "3.9": 1,     # evaluate, random data and weights (hidden)
 }
 EXTRA_CREDIT = ("1.4.1", "1.4.2")
 
@@ -55,6 +72,9 @@ A2S2_GIVEN = ("init_qkv_proj", "split_heads_qkv")
 A2S2_STUDENT = ("pairwise_similarities", "attn_scaled", "attn_softmax", "compute_outputs",
                 "make_causal_mask", "apply_causal_mask", "split_heads", "merge_heads",
                 "self_attention")
+
+A2S3_GIVEN = ("SST2Example",)
+A2S3_STUDENT = ("SST2Dataset", "compute_accuracy", "train_one_epoch", "evaluate")
 
 ASSIGNMENT = Assignment(
     name="uw_attention",
@@ -64,7 +84,13 @@ ASSIGNMENT = Assignment(
                        expected_names=("query121", "query122", "query131", "query132", "m_key")),
         SubmissionFile("A2S2.py", loader="notebook", keep_first=A2S2_GIVEN + A2S2_STUDENT,
                        expected_names=A2S2_STUDENT),
+        SubmissionFile("A2S3.py", loader="notebook", keep_first=A2S3_GIVEN + A2S3_STUDENT,
+                       expected_names=A2S3_STUDENT),
     ),
+    # imported once by the fork server (A2S3's tests build a tokenizer and a model in the worker);
+    # the RoBERTa modules are named too: importing them takes ~3 s, more than the notebook
+    # loader's per-statement cap on the student's own `from transformers import ...`.
+    libraries=("transformers", "tokenizers", "transformers.models.roberta.modeling_roberta"),
     total_points=sum(p for k, p in POINTS.items() if k not in EXTRA_CREDIT),
     extra_credit=EXTRA_CREDIT,
     bans=(
