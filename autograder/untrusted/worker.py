@@ -193,6 +193,9 @@ class Worker:
                      and not ((inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ != module.__name__))
         listing = ", ".join(own[:12]) + (", ..." if len(own) > 12 else "") if own else "no names at all"
         message = f"{module.__name__}.py does not define {name}; it defines {listing}"
+        expected = self.modules.get(module.__name__, {}).get("expected_names", ())
+        if expected:
+            message += f" (graded names expected: {', '.join(expected)})"
         for other, options in self.modules.items():
             expected = set(options.get("expected_names", ()))
             if other != module.__name__ and expected and len(expected & set(own)) >= min(2, len(expected)):
