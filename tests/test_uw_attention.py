@@ -107,6 +107,12 @@ def test_reference_gets_full_marks(pool):
     assert "defined again" in _outputs(result)["2.1.11"], _explain(result)
 
 
+def test_in_process_floor_gives_the_reference_full_marks_too():
+    """The benchmark's floor computes like a worker (one thread), so A2S3's exact epoch matches."""
+    result = grade(ASSIGNMENT, REFERENCE, device="cpu", seed=SEED, isolation="none")
+    assert result.score == TOTAL, _explain(result)
+
+
 @pytest.mark.parametrize("folder", ["py", "ipynb"])
 def test_template_gets_zero_cleanly(pool, tmp_path, folder):
     sub = tmp_path / "upload"

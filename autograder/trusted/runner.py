@@ -6,6 +6,7 @@ tests, and a failure of the grader itself becomes a valid result with a visible
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -30,6 +31,12 @@ from autograder.trusted.workers import WorkerPool
 
 MAX_PRINTED_PER_TEST = 4096
 MAX_REPLY_BYTES = 256 * 1024 * 1024
+SERVER_ONLY_NOTE = ("This test compares your work with the course's reference solution, which is not "
+                    "shipped with the student bundle: it is decided on the server when you submit.")
+
+
+class ReferenceNotShipped(Exception):
+    """A test asked for the reference where none is installed (the student bundle's check)."""
 
 
 def resolve_device(device: str) -> str:
@@ -70,6 +77,8 @@ class GradingRun:
         return f"Files graded from your upload: {found}." if found else "No expected file was found in your upload."
 
     def reference_module(self, module: str):
+        if not registry.reference_dir(self.assignment.name).is_dir():
+            raise ReferenceNotShipped(module)
         return registry.reference_module(self.assignment.name, module)
 
     def new_transport(self):
@@ -105,6 +114,9 @@ class _Collector(unittest.TestResult):
         exc = err[1]
         if isinstance(exc, errors.StudentCodeFailure):
             self.addFailure(test, err)
+            return
+        if isinstance(exc, ReferenceNotShipped):
+            self.outcome, self.message = "server_only", SERVER_ONLY_NOTE
             return
         self.outcome = "error"
         self.message = ("This test could not finish because of an unexpected condition "
@@ -220,6 +232,8 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
     if bans and context.silent_calls:
         result.extra["empty_op_log"] = context.silent_calls[:10]   # for instructor review
     partial = attribute(method, "__score__", None)
+    if collector.outcome == "server_only":
+        result.extra["decided_on_server"] = True
     if collector.outcome == "passed":
         result.score = weight if partial is None else float(partial)
         result.status = "passed" if result.score >= weight else "failed"
@@ -267,6 +281,9 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
             opts.budget_s = float(os.environ.get("AUTOGRADER_BUDGET_S", opts.budget_s))
         if opts.seed is None:
             opts.seed = int(os.environ.get("AUTOGRADER_SEED") or random.SystemRandom().randrange(2**31))
+        if opts.isolation == "none":
+            with _worker_threads():
+                return _grade(opts.pool or WorkerPool(), assignment, Path(submission), opts, started)
         if opts.pool is not None:
             return _grade(opts.pool, assignment, Path(submission), opts, started)
         with WorkerPool(libraries=registry.load_assignment(assignment).libraries) as pool:
@@ -295,6 +312,7 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
             f"Missing: {spec.name} was not found in your upload; the tests that need it score 0."
             for spec in staged.missing]
         findings = ban_findings(assignment, staged)
+        _import_libraries(assignment.libraries)
         run = GradingRun(assignment, staged, device, opts.isolation, opts.seed,
                          pool if opts.isolation == "process" else None)
         for case in cases:
@@ -309,6 +327,29 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
     result.output = "\n".join([result.summary()] + notes)
     result.execution_time = time.monotonic() - started
     return result
+
+
+def _import_libraries(names: tuple[str, ...]) -> None:
+    """Import the assignment's libraries here too (the reference side uses them), while the
+    fork server, in its own process, is still importing them: the two costs overlap."""
+    import importlib
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:   # noqa: BLE001 - the tests that need it report the failure
+            pass
+
+
+@contextlib.contextmanager
+def _worker_threads():
+    """The in-process floor computes with the workers' thread count, so results match bit for bit."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("AUTOGRADER_WORKER_THREADS", "1")))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _not_run(case: GradedTestCase, budget: float) -> TestResult:
