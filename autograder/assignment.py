@@ -20,14 +20,20 @@ class SubmissionFile:
     are not run, a broken cell does not sink the rest, ``keep_first`` names keep their first
     definition, and every value assigned to a ``watch`` name is recorded in order.
     ``expected_names`` are the graded names the file should define (for clear messages).
+
+    ``loader="data"`` files (data, parameter files, predictions) are staged as bytes and never
+    imported. ``provided`` is the path of a pristine copy of a file students are given and must
+    not change (or data the grader brings): that copy is always the one staged, and a
+    submitted file that differs from it is reported in the output.
     """
     name: str
     aliases: tuple[str, ...] = ()
     max_bytes: int = 2_000_000
-    loader: str = "module"                   # "module" | "notebook"
+    loader: str = "module"                   # "module" | "notebook" | "data"
     keep_first: tuple[str, ...] = ()
     watch: tuple[str, ...] = ()
     expected_names: tuple[str, ...] = ()
+    provided: str = ""                       # pristine copy staged instead of the student's
 
     @property
     def module(self) -> str:

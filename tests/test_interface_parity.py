@@ -1,6 +1,7 @@
 """Reference and template share one interface: same public names, signatures and defaults."""
 import importlib.util
 import inspect
+import sys
 
 import pytest
 
@@ -11,7 +12,18 @@ from conftest import ROOT
 def load(path, name):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Files may import their siblings by flat name (cs224n's `import attention`): the file's own
+    # folder is importable while it loads, and the siblings it imported are forgotten afterwards.
+    folder = str(path.parent)
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        for added in set(sys.modules) - before:
+            if str(getattr(sys.modules[added], "__file__", None) or "").startswith(folder):
+                del sys.modules[added]
     return module
 
 

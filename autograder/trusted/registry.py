@@ -71,9 +71,34 @@ def reference_module(name: str, module: str) -> types.ModuleType:
     path = reference_dir(name) / f"{module}.py"
     spec = load_assignment(name).file(module)
     if spec.loader != "notebook" or private in sys.modules:
-        return import_file(path, private)
+        return _import_with_siblings(name, path, private)
     from autograder.untrusted.notebook_loader import load_notebook   # instructor code: safe here
     return load_notebook(str(path), private, keep_first=spec.keep_first, watch=spec.watch).module
+
+
+def _import_with_siblings(name: str, path: Path, private: str) -> types.ModuleType:
+    """Import a reference file whose code imports its sibling files by flat name
+    (``import attention``), as students' files do. The siblings are imported from the
+    reference folder and kept under private names; top-level names are left as they were."""
+    if private in sys.modules:
+        return sys.modules[private]
+    siblings = {f.module for f in load_assignment(name).files if f.loader == "module"}
+    prefix = f"_autograder_reference.{name}."
+    saved = {s: sys.modules.pop(s) for s in siblings if s in sys.modules}
+    for s in siblings:
+        if prefix + s in sys.modules:
+            sys.modules[s] = sys.modules[prefix + s]
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    try:
+        return import_file(path, private)
+    finally:
+        sys.path.remove(folder)
+        for s in siblings:
+            module = sys.modules.pop(s, None)
+            if module is not None and str(getattr(module, "__file__", "")).startswith(folder):
+                sys.modules.setdefault(prefix + s, module)
+        sys.modules.update(saved)
 
 
 def detect(path: Path) -> list[str]:

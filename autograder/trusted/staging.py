@@ -28,6 +28,7 @@ class StagedSubmission:
     found: dict[str, str] = field(default_factory=dict)      # canonical name -> where it was found
     missing: list[SubmissionFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)        # provided files the student changed
 
     def has(self, module_or_name: str) -> bool:
         return any(n == module_or_name or n.rsplit(".", 1)[0] == module_or_name for n in self.found)
@@ -123,6 +124,9 @@ def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubm
     for spec in assignment.files:
         wanted = _wanted_names(spec)
         matches = [c for c in candidates if PurePosixPath(c.path).name in wanted]
+        if spec.provided:
+            _stage_provided(spec, matches, wanted, staged, scratch)
+            continue
         if not matches:
             staged.missing.append(spec)
             continue
@@ -155,3 +159,29 @@ def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubm
         if PurePosixPath(chosen.path).name != spec.name:
             staged.notes.append(f"Graded {chosen.path} as {spec.name}.")
     return staged
+
+
+def _normalized(data: bytes) -> bytes:
+    """Text compared the way a reader sees it: line endings and trailing spaces do not count."""
+    return b"\n".join(line.rstrip() for line in data.replace(b"\r\n", b"\n").split(b"\n")).strip()
+
+
+def _stage_provided(spec: SubmissionFile, matches: list[_Candidate], wanted: list[str],
+                    staged: StagedSubmission, scratch: Path) -> None:
+    """Stage the pristine copy of a provided file; report a submitted copy that differs from it."""
+    pristine = Path(spec.provided).read_bytes()
+    staged.found[spec.name] = "the grader's copy"
+    if matches:
+        matches.sort(key=lambda c: (wanted.index(PurePosixPath(c.path).name), c.depth, c.path))
+        chosen = matches[0]
+        data = chosen.read()[:max(spec.max_bytes, len(pristine)) + 1]
+        staged.found[spec.name] = chosen.path
+        if _normalized(data) != _normalized(pristine):
+            staged.found[spec.name] = f"the grader's copy, not your changed {chosen.path}"
+            staged.changed.append(spec.name)
+            staged.notes.append(f"{chosen.path} differs from the provided {spec.name}, which must not be "
+                                f"changed: your code was graded with the provided {spec.name} instead.")
+    target = scratch / spec.name
+    with open(target, "wb") as fh:
+        fh.write(pristine)
+    os.chmod(target, 0o644)
