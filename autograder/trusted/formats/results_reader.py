@@ -1,0 +1,26 @@
+"""results.json (Gradescope's format, as this grader writes it) -> the result model."""
+from __future__ import annotations
+
+from autograder.trusted.results import GradingResult, TestResult
+
+
+def from_json(data: dict) -> GradingResult:
+    """The ``GradingResult`` a results.json describes (raises ``ValueError`` on a malformed one)."""
+    if not isinstance(data, dict) or not isinstance(data.get("tests", []), list):
+        raise ValueError("results.json must be an object with a list of tests")
+    extra = dict(data.get("extra_data") or {})
+    tests = []
+    for t in data.get("tests", []):
+        if not isinstance(t, dict):
+            raise ValueError("each test of results.json must be an object")
+        score, max_score = float(t.get("score", 0.0)), float(t.get("max_score", 0.0))
+        tests.append(TestResult(
+            name=str(t.get("name", "")), max_score=max_score, score=score,
+            number=None if t.get("number") is None else str(t["number"]), output=str(t.get("output", "")),
+            visibility=str(t.get("visibility", data.get("visibility", "visible"))),
+            tags=tuple(str(x) for x in t.get("tags", ())), execution_time=float(t.get("execution_time", 0.0)),
+            status=t.get("status") or ("passed" if score >= max_score else "failed"),
+            extra=dict(t.get("extra_data") or {})))
+    return GradingResult(assignment=str(extra.pop("assignment", "")), tests=tests,
+                         output=str(data.get("output", "")), execution_time=float(data.get("execution_time", 0.0)),
+                         grader_error=bool(extra.pop("grader_error", False)), extra=extra)
