@@ -5,6 +5,8 @@
                                                     grade a folder, zip or file; print a table
   autograder check [ASSIGNMENT] [PATH]              a student's local run of the visible tests
   autograder verify ASSIGNMENT                      reference full marks, template zero, points add up
+  autograder build ASSIGNMENT [-o DIR]              Gradescope zip and student bundle
+  autograder batch ASSIGNMENT SUBMISSIONS [-o DIR]  grade a whole class (parallel, resumable)
   autograder gradescope                             what run_autograder runs on Gradescope
 """
 from __future__ import annotations
@@ -80,6 +82,7 @@ def _cmd_gradescope(args) -> int:
 
 
 def _gradescope(args, pool: WorkerPool) -> int:
+    from autograder.trusted import rate_limit
     from autograder.trusted.formats import gradescope_json, table
     from autograder.trusted.results import grader_error_result
     from autograder.trusted.runner import grade
@@ -89,12 +92,19 @@ def _gradescope(args, pool: WorkerPool) -> int:
     started = time.monotonic()
     assignment = "unknown"
     try:
-        assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
+        config = json.loads(DEPLOY_CONFIG.read_text())
+        assignment = config["assignment"]
+        limit = rate_limit.check(config, root / "submission_metadata.json")    # None: no limit configured
 
         def write_partial(partial):   # a crash of the grader still leaves the tests done so far
             gradescope_json.write_atomic(results, gradescope_json.render(partial))
 
-        result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial, pool=pool)
+        if limit is not None and not limit.allowed:
+            result = rate_limit.apply(limit, limit.carried)
+        else:
+            result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial, pool=pool)
+            if limit is not None:
+                result = rate_limit.apply(limit, result)
     except Exception:   # noqa: BLE001
         result = grader_error_result(assignment, traceback.format_exc())
         result.execution_time = time.monotonic() - started
@@ -148,18 +158,72 @@ def _cmd_check(args) -> int:
 
 def _check(args, assignment: str, path: Path, pool: WorkerPool) -> int:
     from autograder.suite.decorators import attribute
+    from autograder.trusted import registry
+    from autograder.trusted.build import HIDDEN_SUMMARY
     from autograder.trusted.formats import table
+    from autograder.trusted.results import GradingResult
     from autograder.trusted.runner import _method, collect_tests, grade
 
     result = grade(assignment, path, device=args.device, visible_only=True, pool=pool)
     hidden = [m for m in map(_method, collect_tests(assignment))
               if attribute(m, "__visibility__", "visible") != "visible"]
-    print(table.render(result, details=args.details, title=f"{assignment}: visible tests on {path}"))
-    if hidden:
-        points = sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)
-        print(f"  {len(hidden)} hidden tests ({points:g} points) are not run here: they are decided on the "
+    server = [t for t in result.tests if t.extra.get("decided_on_server")]
+    local = GradingResult(assignment, [t for t in result.tests if t not in server], result.output,
+                          result.execution_time, result.grader_error, result.extra)
+    print(table.render(local, details=args.details, title=f"{assignment}: visible tests on {path}"))
+    if server:
+        print(f"  {len(server)} visible tests ({sum(t.max_score for t in server):g} points) compare with the "
+              "reference solution, which is not shipped here: they are decided on the server:")
+        for t in server:
+            print(f"    {t.number or '':<8}  SERVER  {t.max_score:g} pts  {t.name}")
+    count, points = len(hidden), sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)
+    stripped = registry.suite_dir(assignment) / HIDDEN_SUMMARY      # the student bundle's record of them
+    if not hidden and stripped.is_file():
+        recorded = json.loads(stripped.read_text())
+        count, points = int(recorded["tests"]), float(recorded["points"])
+    if count:
+        print(f"  {count} hidden tests ({points:g} points) are not run here: they are decided on the "
               "server, after you submit.")
-    return 0 if all(t.passed for t in result.tests) and not result.grader_error else 1
+    return 0 if all(t.passed for t in local.tests) and not result.grader_error else 1
+
+
+def _cmd_batch(args) -> int:
+    from autograder.trusted.batch import BatchOptions, run_batch
+    from autograder.trusted.batch_inputs import BadBatchInput
+
+    options = BatchOptions(regrade=args.regrade, timeout_s=args.timeout, device=args.device,
+                           cluster=args.cluster, plots=not args.no_plots)
+    if args.workers is not None:
+        options.workers = args.workers
+    try:
+        records = run_batch(args.assignment, Path(args.submissions), Path(args.output), options)
+    except BadBatchInput as exc:
+        print(f"autograder batch: {exc}", file=sys.stderr)
+        return 2
+    return 0 if all(r.status == "graded" for r in records) else 1
+
+
+def _cmd_build(args) -> int:
+    from autograder.trusted import registry
+    from autograder.trusted.build import build
+
+    if args.assignment not in registry.names():
+        print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
+              file=sys.stderr)
+        return 2
+    rate_limit = None
+    if args.rate_limit:
+        try:
+            count, hours = args.rate_limit.lower().rstrip("h").split("/")
+            rate_limit = {"submissions": int(count), "window_hours": float(hours)}
+            if rate_limit["submissions"] < 1 or rate_limit["window_hours"] <= 0:
+                raise ValueError
+        except ValueError:
+            print(f"autograder: --rate-limit takes N/HOURS (e.g. 3/24h), not {args.rate_limit!r}", file=sys.stderr)
+            return 2
+    upload, bundle = build(args.assignment, Path(args.output), rate_limit)
+    print(f"Gradescope autograder zip: {upload}\nstudent bundle:            {bundle}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +255,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--details", action="store_true", help="print every failing test's full output")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("build", help="write the Gradescope autograder zip and the student bundle")
+    p.add_argument("assignment")
+    p.add_argument("-o", "--output", default="build", help="folder for the two zips (default: build)")
+    p.add_argument("--rate-limit", metavar="N/HOURS",
+                   help="grade at most N submissions per student in any HOURS window (default: no limit)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("batch", help="grade a whole class: Gradescope's export, or one folder or zip per student")
+    p.add_argument("assignment")
+    p.add_argument("submissions", help="Gradescope's export (zip or folder) or a folder of submissions")
+    p.add_argument("-o", "--output", default="build/batch", help="results folder (default: build/batch)")
+    p.add_argument("-j", "--workers", type=int, help="submissions graded at once (default: the number of cores)")
+    p.add_argument("--timeout", type=float, default=600.0, help="wall-time cap per submission, seconds (600)")
+    p.add_argument("--regrade", action="store_true", help="grade again submissions already graded in --output")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT", help="grade on this Dask scheduler's workers")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-plots", action="store_true", help="skip scores.png and pass_rates.png")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("gradescope", help="grade $AUTOGRADER_ROOT/submission as Gradescope does")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -1,0 +1,181 @@
+"""``autograder build``: the Gradescope upload and the student bundle of one assignment.
+
+The **autograder zip** holds, at its root, ``setup.sh``, ``run_autograder``, the grader
+package (with ``deploy.json`` naming the assignment), ``pyproject.toml``, and that
+assignment's suites and reference (``test_suites/<a>/``, ``reference/<a>/``) with whatever
+data they hold. Nothing else: no other assignment, no templates, no project tests, no caches.
+
+The **student bundle** is one folder ``<a>/`` holding the template (notebooks rather than
+their ``# %%`` sources where both exist), the grader package and the suites with every
+hidden test method removed; a suite's other files ship only when the remaining suite code
+names them. No reference code ships: a visible test that consults the reference stops
+there and is reported by ``check`` as decided on the server (see ``runner.ReferenceNotShipped``).
+
+Both zips are deterministic: the same inputs give the same bytes.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import autograder
+from autograder.suite.decorators import attribute
+from autograder.trusted import registry
+from autograder.trusted.deterministic_zip import DeterministicZip
+from autograder.trusted.runner import _method, collect_tests
+from autograder.trusted.strip_hidden import hidden_methods, strip_methods
+
+PACKAGE = Path(autograder.__file__).resolve().parent
+REPO = PACKAGE.parent                   # setup.sh, run_autograder and pyproject.toml live here
+SKIPPED_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+AUTHORING_TOOLS = ("build_*.py",)       # template helpers for authors, not for students
+HIDDEN_SUMMARY = "hidden_tests.json"    # in the bundle's suite folder: {"tests": n, "points": p}
+
+
+def _files(folder: Path):
+    """(relative posix path, path) of the files under ``folder``, caches and dotfiles left out."""
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not any(p in SKIPPED_PARTS or p.startswith(".") for p in rel.parts) \
+                and path.suffix != ".pyc":
+            yield rel.as_posix(), path
+
+
+def deploy_config(assignment: str, rate_limit: dict | None = None) -> bytes:
+    config = {"assignment": assignment}
+    if rate_limit:
+        config["rate_limit"] = rate_limit
+    return (json.dumps(config, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _add_package(zf: DeterministicZip, prefix: str, deploy: bytes) -> None:
+    for rel, path in _files(PACKAGE):
+        name = f"{prefix}autograder/{rel}"
+        if rel == "deploy.json":
+            zf.add(name, deploy)
+        else:
+            zf.add_file(name, path)
+
+
+def _check_known(assignment: str) -> None:
+    if assignment not in registry.names():
+        raise KeyError(f"unknown assignment {assignment!r}; known: {', '.join(registry.names())}")
+
+
+def autograder_zip(assignment: str, out_dir: Path, rate_limit: dict | None = None) -> Path:
+    """Write ``<out_dir>/<assignment>-autograder.zip`` (Gradescope's upload); returns its path."""
+    _check_known(assignment)
+    zf = DeterministicZip()
+    for script in ("setup.sh", "run_autograder"):
+        zf.add(script, (REPO / script).read_bytes(), executable=True)
+    zf.add("pyproject.toml", (REPO / "pyproject.toml").read_bytes())
+    zf.add("README.md", (f"# Gradescope autograder: {assignment}\n\nBuilt by `autograder build {assignment}`. "
+                         "Upload this zip as it is: setup.sh and run_autograder sit at its root.\n").encode())
+    _add_package(zf, "", deploy_config(assignment, rate_limit))
+    for kind in ("test_suites", "reference"):
+        folder = registry.project_root() / kind / assignment
+        for rel, path in _files(folder):
+            zf.add_file(f"{kind}/{assignment}/{rel}", path)
+    return zf.write(Path(out_dir) / f"{assignment}-autograder.zip")
+
+
+def _named_strings(sources: list[str]) -> set[str]:
+    """String constants and imported module names in Python sources (what they could open)."""
+    names: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)
+            elif isinstance(node, ast.Import):
+                names.update(a.name.split(".")[-1] + ".py" for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[-1] + ".py")
+    return names
+
+
+def _named(rel: str, names: set[str]) -> bool:
+    base = rel.rsplit("/", 1)[-1]
+    return any(n == rel or n == base or n.endswith("/" + base) or n.endswith("/" + rel) for n in names)
+
+
+def student_suite_files(assignment: str) -> dict[str, bytes]:
+    """``{path relative to the suite folder: bytes}`` of what the student bundle ships."""
+    folder = registry.suite_dir(assignment)
+    hidden = hidden_methods(assignment)
+    shipped: dict[str, bytes] = {}
+    others: dict[str, Path] = {}
+    for rel, path in _files(folder):
+        if rel == "assignment.py":
+            shipped[rel] = path.read_bytes()
+        elif rel.startswith("test_") and rel.endswith(".py") and "/" not in rel:
+            shipped[rel] = strip_methods(path.read_text(), hidden.get(path.resolve(), {})).encode()
+        else:
+            others[rel] = path
+    while True:       # a support file ships when shipped code names it (transitively)
+        names = _named_strings([data.decode() for rel, data in shipped.items() if rel.endswith(".py")])
+        wanted = [rel for rel in others if _named(rel, names)]
+        if not wanted:
+            return shipped
+        for rel in wanted:
+            shipped[rel] = others.pop(rel).read_bytes()
+
+
+def hidden_summary(assignment: str) -> bytes:
+    """How many tests and points the stripped hidden tests hold (what ``check`` tells students)."""
+    methods = [_method(c) for c in collect_tests(assignment)]
+    hidden = [m for m in methods if attribute(m, "__visibility__", "visible") != "visible"]
+    points = sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)
+    return (json.dumps({"tests": len(hidden), "points": points}, sort_keys=True) + "\n").encode()
+
+
+def student_template_files(assignment: str) -> dict[str, Path]:
+    """Template files students start from: a ``.py`` with a ``.ipynb`` twin gives way to it."""
+    folder = registry.template_dir(assignment)
+    files = dict(_files(folder)) if folder.is_dir() else {}
+    out = {}
+    for rel, path in files.items():
+        twin = rel[:-3] + ".ipynb" if rel.endswith(".py") else None
+        if twin in files or any(path.match(p) for p in AUTHORING_TOOLS):
+            continue
+        out[rel] = path
+    return out
+
+
+STUDENT_README = """# {assignment}: starter files and local check
+
+Work on the files in this folder, then run the visible tests exactly as the server runs
+them (same tests, same isolated engine, offline):
+
+```bash
+pip install torch numpy gradescope-utils jsonschema    # once{extra}
+python -m autograder check                              # in this folder
+```
+
+`check` prints each visible test with its points and message. Tests that compare your
+work with the course's reference solution cannot be decided here (the reference is not
+shipped): they are listed as "decided on the server". Hidden tests are not included at all;
+the check says how many points they hold.
+"""
+
+
+def student_bundle(assignment: str, out_dir: Path) -> Path:
+    """Write ``<out_dir>/<assignment>-student.zip`` (one folder ``<assignment>/``); returns its path."""
+    _check_known(assignment)
+    top = f"{assignment}/"
+    zf = DeterministicZip()
+    for rel, path in student_template_files(assignment).items():
+        zf.add_file(top + rel, path)
+    _add_package(zf, top, deploy_config(assignment))
+    for rel, data in student_suite_files(assignment).items():
+        zf.add(f"{top}test_suites/{assignment}/{rel}", data)
+    zf.add(f"{top}test_suites/{assignment}/{HIDDEN_SUMMARY}", hidden_summary(assignment))
+    libraries = registry.load_assignment(assignment).libraries
+    extra = f"\npip install {' '.join(sorted({l.split('.')[0] for l in libraries}))}" if libraries else ""
+    zf.add(top + "README.md", STUDENT_README.format(assignment=assignment, extra=extra).encode())
+    return zf.write(Path(out_dir) / f"{assignment}-student.zip")
+
+
+def build(assignment: str, out_dir: Path, rate_limit: dict | None = None) -> tuple[Path, Path]:
+    """Both zips of ``assignment`` in ``out_dir``: (autograder zip, student bundle)."""
+    return autograder_zip(assignment, out_dir, rate_limit), student_bundle(assignment, out_dir)

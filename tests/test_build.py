@@ -1,0 +1,116 @@
+"""``autograder build``: the Gradescope zip holds exactly one assignment's grader; the student
+bundle holds no hidden test, no reference and no answer key, and its check agrees with the server."""
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from autograder.trusted import registry
+from autograder.trusted.build import autograder_zip, student_bundle
+from autograder.trusted.runner import collect_tests, grade
+from autograder.trusted.strip_hidden import hidden_methods
+from conftest import FIXTURES, ROOT
+
+ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention"]
+
+
+def entries(path):
+    with zipfile.ZipFile(path) as zf:
+        return {i.filename: (zf.read(i), i.external_attr >> 16, i.date_time) for i in zf.infolist()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    return {a: (autograder_zip(a, out), student_bundle(a, out)) for a in ASSIGNMENTS}
+
+
+def test_same_inputs_give_the_same_bytes(built, tmp_path):
+    again = autograder_zip("ift6135_vit_lstm", tmp_path, None), student_bundle("ift6135_vit_lstm", tmp_path)
+    for first, second in zip(built["ift6135_vit_lstm"], again):
+        assert first.read_bytes() == second.read_bytes()
+    names = list(entries(again[0]))
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograder_zip_holds_that_assignment_and_nothing_else(built, assignment):
+    files = entries(built[assignment][0])
+    assert files["setup.sh"][1] == files["run_autograder"][1] == 0o100755
+    assert files["setup.sh"][0] == (ROOT / "setup.sh").read_bytes()
+    assert json.loads(files["autograder/deploy.json"][0]) == {"assignment": assignment}
+    assert {stamp for _, _, stamp in files.values()} == {(1980, 1, 1, 0, 0, 0)}
+    assert {mode for name, (_, mode, _) in files.items() if name not in ("setup.sh", "run_autograder")} == {0o100644}
+    for name in files:
+        assert re.match(rf"(autograder/|test_suites/{assignment}/|reference/{assignment}/|"
+                        r"setup\.sh$|run_autograder$|pyproject\.toml$|README\.md$)", name), name
+        assert "__pycache__" not in name and not name.endswith(".pyc") and ".git" not in name
+    for kind in ("test_suites", "reference"):
+        for path in (ROOT / kind / assignment).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                rel = path.relative_to(ROOT).as_posix()
+                assert files[rel][0] == path.read_bytes(), rel
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_bundle_has_no_hidden_test_reference_or_answer(built, assignment):
+    files = entries(built[assignment][1])
+    top = f"{assignment}/"
+    assert all(name.startswith(top) for name in files)
+    assert not any("/reference/" in name for name in files)
+    reference_texts = [p.read_bytes() for p in (ROOT / "reference" / assignment).rglob("*.py")]
+    for name, (data, _, _) in files.items():
+        assert data not in reference_texts, f"{name} is a copy of the reference"
+    hidden = {m for classes in hidden_methods(assignment).values() for ms in classes.values() for m in ms}
+    assert hidden, "the assignment has hidden tests to strip"
+    suites = {name: data.decode() for name, (data, _, _) in files.items()
+              if name.startswith(f"{top}test_suites/") and name.endswith(".py")}
+    defined = {node.name for src in suites.values() for node in ast.walk(ast.parse(src))
+               if isinstance(node, ast.FunctionDef)}
+    assert not hidden & defined
+    assert not re.search(r"@visibility\(", "".join(suites.values()).replace("@visibility(\"visible\")", ""))
+    visible = {c._testMethodName for c in collect_tests(assignment) if c._testMethodName not in hidden}
+    assert visible <= defined
+    template = registry.template_dir(assignment)
+    notebooks = {p.stem for p in template.glob("*.ipynb")}
+    for path in template.iterdir():
+        if path.suffix == ".ipynb" or (path.suffix == ".py" and path.stem not in notebooks
+                                       and not path.name.startswith("build_")):
+            assert files[top + path.name][0] == path.read_bytes()
+        else:
+            assert top + path.name not in files, path.name
+
+
+def test_student_bundle_check_agrees_with_the_server(built, tmp_path):
+    with zipfile.ZipFile(built["ift6135_vit_lstm"][1]) as zf:
+        zf.extractall(tmp_path)
+    work = tmp_path / "ift6135_vit_lstm"
+    submission = FIXTURES / "ift6135_vit_lstm" / "half_finished"
+    for path in submission.glob("*.py"):
+        (work / path.name).write_bytes(path.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_PROJECT"}
+    proc = subprocess.run([sys.executable, "-m", "autograder", "check"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    local = dict(re.findall(r"^\s+(\d+\.\d+\.\d+)\s+(PASS|FAIL)", proc.stdout, re.M))
+    on_server = set(re.findall(r"^\s+(\d+\.\d+\.\d+)\s+SERVER", proc.stdout, re.M))
+    server = grade("ift6135_vit_lstm", submission, device="cpu")
+    expected = {t.number: "PASS" if t.passed else "FAIL" for t in server.tests if t.visibility == "visible"}
+    assert local and on_server and not set(local) & on_server
+    assert set(local) | on_server == set(expected)
+    assert local == {n: v for n, v in expected.items() if n in local}
+    assert "hidden tests (15 points) are not run here" in proc.stdout
+
+
+def test_stripping_keeps_the_rest_of_the_file_as_written():
+    from autograder.trusted.strip_hidden import strip_methods
+    source = ("HIDDEN = 'hidden'\n\nclass A(Base):\n    @visibility(HIDDEN)\n    @weight(1)\n    def test_a(self):\n"
+              "        pass\n\n    def test_b(self):  # kept\n        return 1\n\nclass C:\n    @weight(2)\n"
+              "    def test_c(self):\n        x = 1\n")
+    assert strip_methods(source, {"A": {"test_a"}, "C": {"test_c"}}) == (
+        "HIDDEN = 'hidden'\n\nclass A(Base):\n\n    def test_b(self):  # kept\n        return 1\n\nclass C:\n    pass\n")
