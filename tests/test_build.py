@@ -11,12 +11,12 @@ import zipfile
 import pytest
 
 from autograder.trusted import registry
-from autograder.trusted.build import autograder_zip, student_bundle
+from autograder.trusted.build import autograder_zip, public_files, student_bundle
 from autograder.trusted.runner import collect_tests, grade
 from autograder.trusted.strip_hidden import hidden_methods
 from conftest import FIXTURES, ROOT
 
-ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention"]
+ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention", "cs224n_pretraining"]
 
 
 def entries(path):
@@ -62,10 +62,13 @@ def test_student_bundle_has_no_hidden_test_reference_or_answer(built, assignment
     files = entries(built[assignment][1])
     top = f"{assignment}/"
     assert all(name.startswith(top) for name in files)
-    assert not any("/reference/" in name for name in files)
-    reference_texts = [p.read_bytes() for p in (ROOT / "reference" / assignment).rglob("*.py")]
+    template = {p.read_bytes() for p in (ROOT / "student_template" / assignment).rglob("*") if p.is_file()}
+    given = {p.read_bytes() for p in public_files(assignment)}
+    reference_texts = [p.read_bytes() for p in (ROOT / "reference" / assignment).rglob("*") if p.is_file()]
     for name, (data, _, _) in files.items():
-        assert data not in reference_texts, f"{name} is a copy of the reference"
+        assert data not in reference_texts or data in template, f"{name} is a copy of the reference"
+        if f"{top}test_suites/" in name and not name.endswith((".py", "/hidden_tests.json")):
+            assert data in given | template, f"{name}: data that students are not given"
     hidden = {m for classes in hidden_methods(assignment).values() for ms in classes.values() for m in ms}
     assert hidden, "the assignment has hidden tests to strip"
     suites = {name: data.decode() for name, (data, _, _) in files.items()
@@ -78,12 +81,11 @@ def test_student_bundle_has_no_hidden_test_reference_or_answer(built, assignment
     assert visible <= defined
     template = registry.template_dir(assignment)
     notebooks = {p.stem for p in template.glob("*.ipynb")}
-    for path in template.iterdir():
-        if path.suffix == ".ipynb" or (path.suffix == ".py" and path.stem not in notebooks
-                                       and not path.name.startswith("build_")):
-            assert files[top + path.name][0] == path.read_bytes()
+    for path in (p for p in template.iterdir() if p.is_file()):
+        if (path.suffix == ".py" and path.stem in notebooks) or path.name.startswith("build_"):
+            assert top + path.name not in files, path.name      # a notebook's source, an authoring tool
         else:
-            assert top + path.name not in files, path.name
+            assert files[top + path.name][0] == path.read_bytes()
 
 
 def test_student_bundle_check_agrees_with_the_server(built, tmp_path):
@@ -114,3 +116,12 @@ def test_stripping_keeps_the_rest_of_the_file_as_written():
               "    def test_c(self):\n        x = 1\n")
     assert strip_methods(source, {"A": {"test_a"}, "C": {"test_c"}}) == (
         "HIDDEN = 'hidden'\n\nclass A(Base):\n\n    def test_b(self):  # kept\n        return 1\n\nclass C:\n    pass\n")
+
+
+def test_an_answer_key_beside_the_suites_stays_on_the_server(built):
+    bundle = set(entries(built["cs224n_pretraining"][1]))
+    upload = set(entries(built["cs224n_pretraining"][0]))
+    key = "test_suites/cs224n_pretraining/data/birth_test_gold.tsv"
+    assert key in upload and "cs224n_pretraining/" + key not in bundle
+    assert "cs224n_pretraining/test_suites/cs224n_pretraining/data/birth_dev.tsv" in bundle    # given to students
+    assert "cs224n_pretraining/reference/cs224n_pretraining/model.py" not in bundle

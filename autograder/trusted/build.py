@@ -7,9 +7,11 @@ data they hold. Nothing else: no other assignment, no templates, no project test
 
 The **student bundle** is one folder ``<a>/`` holding the template (notebooks rather than
 their ``# %%`` sources where both exist), the grader package and the suites with every
-hidden test method removed; a suite's other files ship only when the remaining suite code
-names them. No reference code ships: a visible test that consults the reference stops
-there and is reported by ``check`` as decided on the server (see ``runner.ReferenceNotShipped``).
+hidden test method removed; a suite's Python support modules ship when the remaining suite
+code names them; data files only when students are given them anyway (provided files).
+No reference code ships: a visible test that consults the reference, or data left on the
+server, stops there and is reported by ``check`` as decided on the server (see
+``runner.ReferenceNotShipped``).
 
 Both zips are deterministic: the same inputs give the same bytes.
 """
@@ -23,14 +25,14 @@ import autograder
 from autograder.suite.decorators import attribute
 from autograder.trusted import registry
 from autograder.trusted.deterministic_zip import DeterministicZip
-from autograder.trusted.runner import _method, collect_tests
+from autograder.trusted.runner import BUNDLE_MARKER, _method, collect_tests
 from autograder.trusted.strip_hidden import hidden_methods, strip_methods
 
 PACKAGE = Path(autograder.__file__).resolve().parent
 REPO = PACKAGE.parent                   # setup.sh, run_autograder and pyproject.toml live here
 SKIPPED_PARTS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 AUTHORING_TOOLS = ("build_*.py",)       # template helpers for authors, not for students
-HIDDEN_SUMMARY = "hidden_tests.json"    # in the bundle's suite folder: {"tests": n, "points": p}
+HIDDEN_SUMMARY = BUNDLE_MARKER          # in the bundle's suite folder: {"tests": n, "points": p}
 
 
 def _files(folder: Path):
@@ -100,25 +102,54 @@ def _named(rel: str, names: set[str]) -> bool:
 
 
 def student_suite_files(assignment: str) -> dict[str, bytes]:
-    """``{path relative to the suite folder: bytes}`` of what the student bundle ships."""
+    """``{path relative to the suite folder: bytes}`` of what the student bundle ships.
+
+    The assignment config, the test modules without their hidden methods, and the Python
+    support modules the shipped code names (transitively). Data files stay on the server
+    (they may be answer keys) unless ``public_files`` lets them out; a visible test that
+    needs one is reported by ``check`` as decided on the server.
+    """
     folder = registry.suite_dir(assignment)
     hidden = hidden_methods(assignment)
+    public = public_files(assignment)
     shipped: dict[str, bytes] = {}
-    others: dict[str, Path] = {}
+    modules: dict[str, Path] = {}
     for rel, path in _files(folder):
-        if rel == "assignment.py":
+        if rel == "assignment.py" or path.resolve() in public:
             shipped[rel] = path.read_bytes()
         elif rel.startswith("test_") and rel.endswith(".py") and "/" not in rel:
             shipped[rel] = strip_methods(path.read_text(), hidden.get(path.resolve(), {})).encode()
-        else:
-            others[rel] = path
-    while True:       # a support file ships when shipped code names it (transitively)
+        elif rel.endswith(".py"):
+            modules[rel] = path
+    while True:       # a support module ships when shipped code names it (transitively)
         names = _named_strings([data.decode() for rel, data in shipped.items() if rel.endswith(".py")])
-        wanted = [rel for rel in others if _named(rel, names)]
+        wanted = [rel for rel in modules if _named(rel, names)]
         if not wanted:
             return shipped
         for rel in wanted:
-            shipped[rel] = others.pop(rel).read_bytes()
+            shipped[rel] = modules.pop(rel).read_bytes()
+
+
+def public_files(assignment: str) -> set[Path]:
+    """Project files students are given anyway: the assignment's provided files (its pristine
+    copies of given code and data), and suite files identical to a template file."""
+    given = {Path(f.provided).resolve() for f in registry.load_assignment(assignment).files if f.provided}
+    template_dir = registry.template_dir(assignment)
+    template = {path.read_bytes() for _, path in _files(template_dir)} if template_dir.is_dir() else set()
+    same = {path.resolve() for _, path in _files(registry.suite_dir(assignment)) if path.read_bytes() in template}
+    return given | same
+
+
+def provided_outside_suite(assignment: str) -> dict[str, Path]:
+    """Provided files kept elsewhere in the project (e.g. the given ``attention.py`` under
+    ``reference/``): ``{project-relative path: path}``, so the bundle's staging finds them."""
+    root = registry.project_root().resolve()
+    suite = registry.suite_dir(assignment).resolve()
+    out = {}
+    for path in public_files(assignment):
+        if path.is_file() and root in path.parents and suite not in path.parents:
+            out[path.relative_to(root).as_posix()] = path
+    return out
 
 
 def hidden_summary(assignment: str) -> bytes:
@@ -152,10 +183,10 @@ pip install torch numpy gradescope-utils jsonschema    # once{extra}
 python -m autograder check                              # in this folder
 ```
 
-`check` prints each visible test with its points and message. Tests that compare your
-work with the course's reference solution cannot be decided here (the reference is not
-shipped): they are listed as "decided on the server". Hidden tests are not included at all;
-the check says how many points they hold.
+`check` prints each visible test with its points and message. Tests that need the course's
+reference solution or data kept on the server cannot be decided here: they are listed as
+decided on the server. Hidden tests are not included at all; the check says how many
+points they hold.
 """
 
 
@@ -169,6 +200,8 @@ def student_bundle(assignment: str, out_dir: Path) -> Path:
     _add_package(zf, top, deploy_config(assignment))
     for rel, data in student_suite_files(assignment).items():
         zf.add(f"{top}test_suites/{assignment}/{rel}", data)
+    for rel, path in provided_outside_suite(assignment).items():
+        zf.add_file(top + rel, path)
     zf.add(f"{top}test_suites/{assignment}/{HIDDEN_SUMMARY}", hidden_summary(assignment))
     libraries = registry.load_assignment(assignment).libraries
     extra = f"\npip install {' '.join(sorted({l.split('.')[0] for l in libraries}))}" if libraries else ""

@@ -33,10 +33,18 @@ MAX_PRINTED_PER_TEST = 4096
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 SERVER_ONLY_NOTE = ("This test compares your work with the course's reference solution, which is not "
                     "shipped with the student bundle: it is decided on the server when you submit.")
+SERVER_DATA_NOTE = ("This test needs data that stays on the server (not shipped with the student bundle): "
+                    "it is decided on the server when you submit.")
+BUNDLE_MARKER = "hidden_tests.json"   # in a suite folder: this is a student bundle (see trusted/build.py)
 
 
 class ReferenceNotShipped(Exception):
     """A test asked for the reference where none is installed (the student bundle's check)."""
+
+
+def _missing_server_material(exc: BaseException, assignment: str) -> bool:
+    """In a student bundle, a file the suite wanted is one the bundle leaves on the server."""
+    return isinstance(exc, FileNotFoundError) and (registry.suite_dir(assignment) / BUNDLE_MARKER).is_file()
 
 
 def resolve_device(device: str) -> str:
@@ -77,7 +85,7 @@ class GradingRun:
         return f"Files graded from your upload: {found}." if found else "No expected file was found in your upload."
 
     def reference_module(self, module: str):
-        if not registry.reference_dir(self.assignment.name).is_dir():
+        if not (registry.reference_dir(self.assignment.name) / f"{module}.py").is_file():
             raise ReferenceNotShipped(module)
         return registry.reference_module(self.assignment.name, module)
 
@@ -117,6 +125,9 @@ class _Collector(unittest.TestResult):
             return
         if isinstance(exc, ReferenceNotShipped):
             self.outcome, self.message = "server_only", SERVER_ONLY_NOTE
+            return
+        if _missing_server_material(exc, test.grading.run.assignment.name):
+            self.outcome, self.message = "server_only", SERVER_DATA_NOTE
             return
         self.outcome = "error"
         self.message = ("This test could not finish because of an unexpected condition "
