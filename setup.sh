@@ -26,3 +26,11 @@ fi
 "$VENV/bin/python" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
 "$VENV/bin/python" -m pip install -q -e "$SRC"
 "$VENV/bin/python" -m autograder list
+
+# Workers run student code as an unprivileged user (more are created on demand for parallel
+# gradings), and may not read hidden tests, reference code or their data.
+if [ "$(id -u)" = 0 ]; then
+    id -u autograder-worker >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin autograder-worker
+    chmod -R go-rwx "$SRC/test_suites" "$SRC/reference"
+fi

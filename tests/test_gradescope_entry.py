@@ -46,8 +46,11 @@ def test_student_writing_the_results_path_changes_nothing(tmp_path):
     root = tmp_path / "autograder"
     forged = ('import json, os\n'
               f'p = {str(root / "results" / "results.json")!r}\n'
-              'os.makedirs(os.path.dirname(p), exist_ok=True)\n'
-              'open(p, "w").write(json.dumps({"score": 1000, "tests": []}))\n'
+              'try:   # as root the worker user cannot even reach the results folder\n'
+              '    os.makedirs(os.path.dirname(p), exist_ok=True)\n'
+              '    open(p, "w").write(json.dumps({"score": 1000, "tests": []}))\n'
+              'except OSError:\n'
+              '    pass\n'
               'print(\'{"score": 1000}\')\n')
     files[first] = forged + files[first]
     data = run_autograder(make_root(tmp_path, files))

@@ -78,7 +78,8 @@ def test_ignoring_signals_does_not_survive_the_deadline(tmp_path, mini_project):
 
 
 def test_killing_the_fork_server_does_not_stop_grading(tmp_path, mini_project):
-    body = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nreturn 2 * x"
+    # as root the worker user may not signal the fork server at all; otherwise a new one is started
+    body = "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\nreturn 2 * x"
     result = grade_source(tmp_path, replace_def(REFERENCE, "double", body))
     assert result.score == 4
 

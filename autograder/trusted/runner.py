@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import random
 import sys
@@ -22,14 +23,16 @@ from typing import Callable
 from autograder.assignment import Assignment
 from autograder.suite.case import GradedTestCase
 from autograder.suite.decorators import attribute
-from autograder.trusted import errors, registry
+from autograder.trusted import errors, privileges, registry
 from autograder.trusted.context import InProcessTransport, ProcessTransport, TestContext
 from autograder.trusted.results import GradingResult, TestResult, grader_error_result
 from autograder.trusted.staging import StagedSubmission, stage
 from autograder.trusted.static_scan import Finding, scan_source
 from autograder.trusted.workers import WorkerPool
 
+log = logging.getLogger("autograder")
 MAX_PRINTED_PER_TEST = 4096
+SECRET_FOLDERS = ("test_suites", "reference")   # of the project root
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 SERVER_ONLY_NOTE = ("This test compares your work with the course's reference solution, which is not "
                     "shipped with the student bundle: it is decided on the server when you submit.")
@@ -315,10 +318,17 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
         cases = [c for c in cases if attribute(_method(c), "__visibility__", "visible") == "visible"]
     cases.sort(key=lambda c: _number_key(attribute(_method(c), "__number__")))
     result = GradingResult(assignment=name, extra={"seed": opts.seed, "device": device})
+    if opts.isolation == "process":
+        pool.start()
+        if pool.user is not None:   # root: keep hidden tests and reference code out of the workers' reach
+            hidden = privileges.hide_from_workers(registry.project_root() / d for d in SECRET_FOLDERS)
+            if hidden:
+                log.debug("made unreadable to workers: %s", ", ".join(hidden))
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
         staged_dir = Path(scratch) / "submission"
         staged_dir.mkdir()
         staged = stage(submission, assignment, staged_dir)
+        _readable_by_workers(Path(scratch), staged_dir)
         notes = list(staged.notes) + [
             f"Missing: {spec.name} was not found in your upload; the tests that need it score 0."
             for spec in staged.missing]
@@ -335,9 +345,20 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
             result.execution_time = time.monotonic() - started
             if opts.on_progress is not None:
                 opts.on_progress(result)
+    if opts.isolation == "process":
+        result.extra["sandbox"] = pool.describe()
+        log.debug("sandbox: %s", result.extra["sandbox"])
     result.output = "\n".join([result.summary()] + notes)
     result.execution_time = time.monotonic() - started
     return result
+
+
+def _readable_by_workers(scratch: Path, staged_dir: Path) -> None:
+    """Workers (another user, when we are root) may read the staged files, and write none of them."""
+    os.chmod(scratch, 0o711)
+    for path in [staged_dir, *staged_dir.rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
 def _import_libraries(names: tuple[str, ...]) -> None:

@@ -3,6 +3,13 @@
 ``WorkerPool`` keeps one zygote (see ``autograder.untrusted.zygote``) and hands out a
 fresh ``WorkerProcess`` per test. A worker is killed as a whole process group with
 SIGKILL; its stdout and stderr are drained continuously by a thread into a capped buffer.
+
+When the grader runs as root, the pool holds a worker user of its own (see
+``trusted.privileges``): workers switch to it before their first request, and after each
+worker every process of that user is killed. The fork server imports the worker-side code
+from a copy of ``autograder/{untrusted,wire}`` in the pool's own folder, so the grader's
+source folder (hidden tests, reference code) can stay unreadable to workers; workers get a
+scratch folder (their HOME and TMPDIR) and nothing else writable.
 """
 from __future__ import annotations
 
@@ -10,17 +17,23 @@ import collections
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
 from pathlib import Path
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+from autograder.trusted import privileges
+from autograder.trusted.gpu_memory import GpuMemory
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+WORKER_SIDE = ("__init__.py", "notebook_source.py", "untrusted", "wire")   # all a worker imports of ours
 SPAWN_TIMEOUT_S = 120.0
 
 
@@ -83,9 +96,9 @@ class OutputDrain:
         return text
 
 
-def worker_env() -> dict:
+def worker_env(scratch: str = "/tmp") -> dict:
     """A minimal environment: no secrets, no CI/grader markers, no PYTHON* variables."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp",
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch, "TMPDIR": scratch,
            "OMP_NUM_THREADS": os.environ.get("AUTOGRADER_WORKER_THREADS", "1"),
            "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -95,20 +108,46 @@ def worker_env() -> dict:
     return env
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Resident memory summed over the processes of a process group (Linux /proc)."""
-    total = 0
+def group_usage(pgid: int) -> tuple[set[int], int]:
+    """A worker's processes (its process group, and its descendants that left the group) and
+    the memory they hold, in bytes: resident set for one process, proportional set (shared
+    pages split between the sharers) for several (Linux /proc)."""
+    stats: dict[int, tuple[int, int, int]] = {}   # pid -> (ppid, pgid, rss pages)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += int(fields[21]) * PAGE_SIZE
+            stats[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[21]))
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    pids = {pid for pid, (_, group, _) in stats.items() if group == pgid}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    stack = [pgid]
+    while stack:
+        pid = stack.pop()
+        for child in children.get(pid, ()):
+            if child not in pids:
+                pids.add(child)
+                stack.append(child)
+    if len(pids) == 1:
+        return pids, sum(stats[p][2] for p in pids if p in stats) * PAGE_SIZE
+    # forked copies share their pages: count each page once (PSS), not once per process (RSS)
+    return pids, sum(_pss_bytes(p) for p in pids)
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -119,12 +158,13 @@ class WorkerProcess:
     """One forked worker: its pid (also its process group), request socket and output.
 
     A watchdog thread kills the whole group when its resident memory passes
-    ``memory_limit`` bytes (``killed_for`` then says so), so a submission that allocates
-    without bound fails its test instead of taking the grader down.
+    ``memory_limit`` bytes, or its GPU memory (NVML) passes ``gpu_memory_limit`` bytes
+    (``killed_for`` then says so), so a submission that allocates without bound fails its
+    test instead of taking the grader down.
     """
 
     def __init__(self, pool: "WorkerPool", pid: int, sock: socket.socket, output: OutputDrain,
-                 memory_limit: int | None = None):
+                 memory_limit: int | None = None, gpu_memory_limit: int | None = None):
         self.pool = pool
         self.pid = pid
         self.sock = sock
@@ -132,15 +172,20 @@ class WorkerProcess:
         self.killed = False
         self.killed_for: str | None = None
         self.peak_rss = 0
-        if memory_limit:
-            threading.Thread(target=self._watch_memory, args=(memory_limit,), daemon=True).start()
+        if memory_limit or gpu_memory_limit:
+            threading.Thread(target=self._watch_memory, args=(memory_limit, gpu_memory_limit),
+                             daemon=True).start()
 
-    def _watch_memory(self, limit: int) -> None:
+    def _watch_memory(self, limit: int | None, gpu_limit: int | None) -> None:
+        gpu = GpuMemory.open() if gpu_limit else None
         while not self.killed:
-            rss = group_rss_bytes(self.pid)
+            pids, rss = group_usage(self.pid)
             self.peak_rss = max(self.peak_rss, rss)
-            if rss > limit:
+            if limit and rss > limit:
                 self.killed_for = f"it used more than {limit // 2**20} MiB of memory"
+            elif gpu is not None and gpu.used_bytes(pids) > gpu_limit:
+                self.killed_for = f"it used more than {gpu_limit // 2**20} MiB of GPU memory"
+            if self.killed_for:
                 self._signal_group()
                 return
             time.sleep(MEMORY_POLL_S)
@@ -156,6 +201,7 @@ class WorkerProcess:
             self.killed = True
             self._signal_group()
             self.sock.close()
+            self.pool.kill_worker_user()
 
     def exit_status(self, wait: float = 2.0) -> int | None:
         """Exit code (negative: signal) once the zygote has reaped the worker, or None."""
@@ -184,7 +230,13 @@ class WorkerPool:
         if memory_limit_mib is None:
             memory_limit_mib = int(os.environ.get("AUTOGRADER_WORKER_MEMORY_MIB", "2048"))
         self.memory_limit = memory_limit_mib * 2**20 if memory_limit_mib > 0 else None
+        gpu_mib = int(os.environ.get("AUTOGRADER_WORKER_GPU_MEMORY_MIB", "16384"))
+        self.gpu_memory_limit = gpu_mib * 2**20 if gpu_mib > 0 else None
         self.libraries = tuple(libraries)   # imported by the fork server; usable through self.library
+        self.user: privileges.WorkerUser | None = None
+        self.network_blocked: bool | None = None   # known once the fork server is ready
+        self._home: str | None = None               # runtime/ (our worker-side code) and scratch/
+        self.no_switch_reason: str | None = None    # why workers do not switch user, if they do not
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
         self._ready = False
@@ -207,13 +259,66 @@ class WorkerPool:
                 self._start()
         return self
 
+    def _prepare_home(self) -> None:
+        """The pool's folder: a read-only copy of our worker-side code, and the workers' scratch."""
+        if self._home is not None:
+            return
+        self.no_switch_reason = privileges.why_no_user_switch()
+        self.user = privileges.acquire() if self.no_switch_reason is None else None
+        home = tempfile.mkdtemp(prefix="autograder-pool-")
+        os.chmod(home, 0o711)
+        package = Path(home, "runtime", "autograder")
+        package.mkdir(parents=True)
+        for name in WORKER_SIDE:
+            source = PACKAGE_DIR / name
+            if source.is_dir():
+                shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, package / name)
+        for path in [package.parent, *package.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        scratch = Path(home, "scratch")
+        scratch.mkdir(mode=0o700)
+        if self.user is not None:
+            os.chown(scratch, self.user.uid, self.user.gid)
+        self._home = home
+
+    @property
+    def scratch(self) -> str:
+        return os.path.join(self._home, "scratch")
+
+    def sandbox_policy(self, device: str) -> dict:
+        """What each worker applies to itself before its first request (see untrusted.sandbox)."""
+        return {"uid": self.user.uid if self.user else None, "gid": self.user.gid if self.user else None,
+                "max_processes": int(os.environ.get("AUTOGRADER_WORKER_PROCESSES", "128")),
+                "max_file_mib": int(os.environ.get("AUTOGRADER_WORKER_FILE_MIB", "64")),
+                "max_open_files": 256, "max_cpu_s": 600, "block_network": True,
+                # CUDA reserves huge virtual ranges: address space is limited for CPU workers only
+                "max_address_space_mib": (2 * self.memory_limit // 2**20
+                                          if self.memory_limit and device == "cpu" else None)}
+
+    def describe(self) -> str:
+        """One line for debug output: who workers run as and what confines them."""
+        who = f"workers run as {self.user.name} (uid {self.user.uid})" if self.user else self.no_switch_reason
+        net = {True: "network blocked by seccomp", False: "network NOT blocked (no seccomp here)",
+               None: "network block not probed yet"}[self.network_blocked]
+        memory = f"memory limit {self.memory_limit // 2**20} MiB" if self.memory_limit else "no memory limit"
+        return f"{who}; {net}; {memory}"
+
+    def kill_worker_user(self) -> None:
+        """Kill every process of this pool's worker user (root only; spares stay: they are not yet it)."""
+        if self.user is not None:
+            privileges.kill_all(self.user)
+
     def _start(self) -> None:
+        self._prepare_home()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        code = (f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); "
+        runtime = os.path.join(self._home, "runtime")
+        code = (f"import sys; sys.path.insert(0, {runtime!r}); "
                 f"from autograder.untrusted.zygote import main; main({child.fileno()}, {list(self.libraries)!r})")
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", code], pass_fds=[child.fileno()],
-            env=worker_env(), stdin=subprocess.DEVNULL, start_new_session=True)
+            [sys.executable, "-I", "-B", "-c", code], pass_fds=[child.fileno()], cwd=runtime,
+            env=worker_env(self.scratch), stdin=subprocess.DEVNULL, start_new_session=True)
         child.close()
         self._ctrl = parent
         self._ready = False
@@ -241,6 +346,7 @@ class WorkerPool:
         data = json.loads(msg)
         if "ready" in data:
             self._ready = True
+            self.network_blocked = bool(data.get("network_blocked"))
         if "spawned" in data:
             self._spawned.append(data["spawned"])
         if "exited" in data:
@@ -257,9 +363,13 @@ class WorkerPool:
 
     def _stop_zygote(self) -> None:
         if self._ctrl is not None:
-            self._ctrl.close()
+            self._ctrl.close()   # the fork server kills what it has left, then exits
             self._ctrl = None
         if self._proc is not None:
+            try:
+                self._proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -274,7 +384,7 @@ class WorkerPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
-                              "libraries": list(self.libraries)})
+                              "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device)})
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
             return _Pending(key, ours, out_r)
@@ -292,7 +402,9 @@ class WorkerPool:
             os.close(pending.out_fd)
             return None
         pid = self._spawned.popleft()
-        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap), self.memory_limit)
+        gpu_limit = self.gpu_memory_limit if pending.key[2].startswith("cuda") else None
+        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
+                             self.memory_limit, gpu_limit)
 
     def spawn(self, staged_dir: str, modules: dict, device: str) -> WorkerProcess:
         """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).
@@ -335,3 +447,10 @@ class WorkerPool:
                 spare.sock.close()   # the forked spare reads EOF and exits
                 os.close(spare.out_fd)
             self._stop_zygote()
+            self.kill_worker_user()
+            if self.user is not None:
+                self.user.release()
+                self.user = None
+            if self._home is not None:
+                shutil.rmtree(self._home, ignore_errors=True)
+                self._home = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import json
 import os
 import signal
@@ -202,7 +203,9 @@ def load_notebook(path: str, name: str, *, keep_first=(), watch=(), device: str 
     module.__file__ = path
     sys.modules[name] = module
     loader = _Loader(module, path, source, keep_first, watch)
-    memo = os.path.join(os.path.dirname(path), f".{name}.slow-lines.json")   # shared by this run's workers
+    # shared by the workers of this submission: in their scratch folder (the staged one is read-only)
+    memo_dir = os.environ.get("TMPDIR") or os.path.dirname(path)
+    memo = os.path.join(memo_dir, f".{hashlib.sha256(path.encode()).hexdigest()[:16]}.slow-lines.json")
     loader.slow_lines = _read_slow_lines(memo)
     known_slow = set(loader.slow_lines)
     tree = parse_skipping_broken_blocks(source, path, loader.notes)

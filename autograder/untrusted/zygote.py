@@ -1,12 +1,18 @@
 """The fork server: imports torch once, then forks one fresh worker per request.
 
 Started by the trusted parent as ``python -I -B`` with one end of a SOCK_SEQPACKET
-control socket. Each control message is JSON ``{"staged_dir", "modules", "device"}``
-carrying two file descriptors: the worker's request socket and the write end of the pipe
-that collects the worker's stdout and stderr. The zygote answers ``{"spawned": pid}`` and
-later ``{"exited": pid, "status": n}`` (negative: killed by signal -n). It never imports
-student code; the forked child does, after starting a new session (its pid is its
-process group, which the parent kills as a whole).
+control socket. Each control message is JSON ``{"staged_dir", "modules", "device",
+"libraries", "sandbox"}`` carrying two file descriptors: the worker's request socket and
+the write end of the pipe that collects the worker's stdout and stderr. The zygote answers
+``{"spawned": pid}`` and later ``{"exited": pid, "status": n}`` (negative: killed by signal
+-n). It never imports student code; the forked child does, after starting a new session
+(its pid is its process group, which the parent kills as a whole) and after confining
+itself (``untrusted.sandbox``: limits, no network, the worker user) once its first request
+arrives, so a worker forked ahead of its test stays inert until the parent has cleaned up
+after the previous one.
+
+The zygote is a child subreaper: a process that leaves its worker's process group and
+outlives its parent (a double-forked daemon) is re-parented here, and killed.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 
 def _child(request: dict, fds: list[int]) -> None:
@@ -30,14 +37,66 @@ def _child(request: dict, fds: list[int]) -> None:
     os.close(devnull)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)   # output survives an os._exit()
+    from autograder.untrusted.sandbox import confine
     from autograder.untrusted.worker import Worker, serve
+    sock = socket.socket(fileno=sock_fd)
+    select.select([sock], [], [])   # inert until claimed (see the module docstring)
+    confine(request.get("sandbox", {}))
     worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"),
                     request.get("libraries", []))
     os.chdir(request["staged_dir"])
-    serve(socket.socket(fileno=sock_fd), worker)
+    serve(sock, worker)
 
 
-def _reap(ctrl: socket.socket) -> None:
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    import ctypes
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids.update(int(p) for p in fh.read().split())
+    except (OSError, ValueError):
+        pass
+    return pids
+
+
+def _kill_orphans(workers: set[int]) -> None:
+    """Kill every child that is not a worker we forked: an orphan re-parented to us."""
+    for pid in _children() - workers:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _shutdown(timeout: float = 2.0) -> None:
+    """Kill every child (workers, and orphans re-parented to us) until none is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = _children()
+        if not children:
+            return
+        _kill_orphans(set())
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+        time.sleep(0.005)
+
+
+def _reap(ctrl: socket.socket, workers: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -45,6 +104,9 @@ def _reap(ctrl: socket.socket) -> None:
             return
         if pid == 0:
             return
+        if pid not in workers:
+            continue   # a reaped orphan
+        workers.discard(pid)
         code = os.waitstatus_to_exitcode(status)
         try:
             ctrl.send(json.dumps({"exited": pid, "status": code}).encode())
@@ -78,20 +140,44 @@ def _warm_up(libraries: list[str]) -> None:
     loss.backward()
 
 
+def _probe_network_block() -> bool:
+    """Whether a worker's seccomp filter really blocks the network here (tried in a throwaway child)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            from autograder.untrusted.sandbox import block_network
+            block_network()
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+            except PermissionError:
+                os._exit(0)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
+    _become_subreaper()
     _warm_up(list(libraries))
-    ctrl.send(json.dumps({"ready": os.getpid()}).encode())
+    try:
+        ctrl.send(json.dumps({"ready": os.getpid(), "network_blocked": _probe_network_block()}).encode())
+    except OSError:   # the parent gave up on us while we warmed up
+        return
+    workers: set[int] = set()
     while True:
         readable, _, _ = select.select([ctrl], [], [], 0.1)
-        _reap(ctrl)
+        _reap(ctrl, workers)
+        _kill_orphans(workers)
         if not readable:
             continue
         try:
             msg, fds, _flags, _addr = socket.recv_fds(ctrl, 65536, 2)
         except OSError:
-            return
-        if not msg:
+            msg = b""
+        if not msg:   # the parent is done (or gone): leave nothing behind
+            _shutdown()
             return
         if len(fds) != 2:
             for fd in fds:
@@ -104,6 +190,7 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
                 _child(json.loads(msg), fds)
             finally:
                 os._exit(0)
+        workers.add(pid)
         for fd in fds:
             os.close(fd)
         ctrl.send(json.dumps({"spawned": pid}).encode())

@@ -1,0 +1,416 @@
+"""The red-team suite: every case of ../shared/specs/threats.md against the engine, on the mini project.
+
+Each case is the mini reference (``norm.py``: ``Norm``, tests 1-2; ``double``, tests 3-4)
+with one hostile change. ``grade_hostile`` checks what must hold whatever the submission
+does: results.json valid and under its size cap, no secret marker from the hidden tests or
+the reference anywhere in it, no process of the worker user left, the grader's files
+unchanged, the run within its time budget. Each case then asserts its own outcome: the
+malicious part scores 0 with a clear message, every other test as if the malice were
+absent.
+
+The mini project is copied to a world-readable folder with a secret marker in its hidden
+test and its reference, so it is the grader (not the folder's permissions) that keeps
+workers out. Cases that need root (the user switch) are skipped otherwise, with the reason.
+Cases already covered elsewhere: tests/test_isolation.py (exit at import, sys.exit, infinite
+loop, ignored signals, patched comparisons, lying tensors, fake results printed, forged
+reply bytes and a 10 GB header, runaway memory, honest failures) and tests/test_static_scan.py
+(banned-function evasions and the controls).
+"""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from autograder.trusted import privileges
+from autograder.trusted.formats import gradescope_json
+from autograder.trusted.runner import grade
+from autograder.trusted.workers import WorkerPool
+from conftest import MINI_PROJECT, ROOT, assert_valid_results
+from test_isolation import REFERENCE, by_number, replace_def
+
+SECRET = "SECRET-" + uuid.uuid4().hex
+AS_ROOT = privileges.running_as_root()
+needs_root = pytest.mark.skipif(not AS_ROOT, reason="needs root: without the user switch a worker is the "
+                                                    "grader's own user and may read or write what it can")
+ALL = {"1", "2", "3", "4"}
+BUDGET_S = 90   # far above the mini suite's time limits (10 + 10 + 5 + 5 s) plus start-up
+
+
+@pytest.fixture(scope="module")
+def project():
+    """A copy of the mini project, readable by everyone, with a secret marker in hidden material."""
+    root = Path(tempfile.mkdtemp(prefix="redteam-project-"))
+    os.chmod(root, 0o755)
+    shutil.copytree(MINI_PROJECT, root, dirs_exist_ok=True)
+    for path in (root / "test_suites" / "mini" / "test_mini.py", root / "reference" / "mini" / "norm.py"):
+        path.write_text(path.read_text() + f"\n# {SECRET}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOGRADER_PROJECT", str(root))
+        mp.setenv("AUTOGRADER_REDTEAM_SECRET", SECRET)   # in the grader's environment: workers must not see it
+        yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pool(project):
+    with WorkerPool() as p:
+        p.start()
+        yield p
+
+
+def tree_fingerprint(paths) -> str:
+    """Hash of every folder's (path, mtime) under ``paths``: a file created, removed or renamed
+    anywhere changes its folder's mtime (cheap enough for all of site-packages)."""
+    digest = hashlib.sha256()
+    for top in paths:
+        for dirpath, dirnames, _ in os.walk(top):
+            dirnames.sort()
+            digest.update(f"{dirpath}:{os.stat(dirpath).st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(paths) -> str:
+    """Hash of (path, size, mtime, mode) of every file under ``paths``."""
+    digest = hashlib.sha256()
+    for top in paths:
+        top = Path(top)
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for f in files:
+            st = f.stat()
+            digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}\n".encode())
+    return digest.hexdigest()
+
+
+def grader_files(project):
+    import torch
+    return [ROOT / "autograder", project, Path(torch.__file__), Path(os.__file__), Path(json.__file__).parent]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def python_installation_unchanged(project):
+    """Across the whole suite, nothing in the Python installation (stdlib, site-packages) changes."""
+    import sysconfig
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"]]
+    before = tree_fingerprint(paths)
+    yield
+    assert tree_fingerprint(paths) == before, "the Python installation was modified during the red-team suite"
+
+
+def grade_hostile(tmp_path, pool, project, source, extra_files=None, time_scale=1.0):
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "norm.py").write_text(source)
+    for name, text in (extra_files or {}).items():
+        (upload / name).write_text(text)
+    before = fingerprint(grader_files(project))
+    started = time.monotonic()
+    result = grade("mini", upload, device="cpu", pool=pool, time_scale=time_scale)
+    wall = time.monotonic() - started
+    rendered = gradescope_json.render(result)
+    assert_valid_results(result)
+    assert len(rendered.encode()) <= gradescope_json.MAX_TOTAL_BYTES
+    assert SECRET not in rendered, "a secret from the hidden tests or the grader leaked into results.json"
+    assert not result.grader_error, result.tests[-1].output
+    assert wall < BUDGET_S
+    if pool.user is not None:
+        left = privileges.processes_of(pool.user.uid)
+        assert left == [], f"processes of the worker user outlived their test: {_describe(left)}"
+    assert fingerprint(grader_files(project)) == before, "grader files changed"
+    return by_number(result)
+
+
+def _describe(pids):
+    out = []
+    for pid in pids[:5]:
+        try:
+            status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status") if ":" in l)
+            out.append(f"{pid} {status['State'].strip()} ppid {status['PPid'].strip()}")
+        except OSError:
+            out.append(f"{pid} gone")
+    return "; ".join(out) + f" ({len(pids)} in all)"
+
+
+def assert_only_failed(tests, failed, *fragments):
+    assert {n for n, t in tests.items() if not t.passed} == set(failed), \
+        {n: t.output[:300] for n, t in tests.items()}
+    for n in failed:
+        for fragment in fragments:
+            assert fragment in tests[n].output, tests[n].output
+
+
+def in_double(body):
+    return replace_def(REFERENCE, "double", body)
+
+
+# -- reading what a worker must not read ------------------------------------------------
+@needs_root
+def test_reading_hidden_tests_reference_and_the_graders_environment(tmp_path, pool, project):
+    body = f"""import os
+stolen = []
+for path in [{str(project / 'test_suites' / 'mini' / 'test_mini.py')!r},
+             {str(project / 'reference' / 'mini' / 'norm.py')!r},
+             "/proc/%d/environ" % os.getppid(), "/proc/%d/environ" % {os.getpid()}]:
+    try:
+        stolen.append(open(path, errors="replace").read())
+    except OSError as exc:
+        print("denied:", exc)
+print("".join(stolen))
+raise ValueError("".join(stolen)[-3000:] or "nothing could be read")"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, {"3", "4"}, "nothing could be read")
+    assert "Permission denied" in tests["3"].output
+
+
+def test_worker_environment_is_minimal(tmp_path, pool, project):
+    body = """import os, sys
+print(sorted(os.environ))
+assert not any(k.startswith(("PYTEST", "CI", "GITHUB", "GRADESCOPE", "AUTOGRADER")) for k in os.environ), sorted(os.environ)
+assert sys.flags.isolated and sys.flags.dont_write_bytecode
+return 2 * x"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, set())
+
+
+def test_no_network(tmp_path, pool, project):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                accepted.append(listener.accept())
+            except socket.timeout:
+                pass
+    stop = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    body = f"""import socket, subprocess, sys
+for family, address in ((socket.AF_INET, ("127.0.0.1", {port})), (socket.AF_INET6, ("::1", {port}))):
+    try:
+        socket.socket(family).connect(address)
+        print("connected!")
+    except OSError as exc:
+        print("socket:", exc)
+child = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', {port}))"],
+                       capture_output=True, text=True)
+print("child:", child.stderr.strip().splitlines()[-1:])
+return 2 * x"""
+    try:
+        tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert accepted == [], "a worker opened a network connection"
+    assert_only_failed(tests, set())
+    assert "socket: [Errno 13] Permission denied" in tests["3"].output
+
+
+# -- files that must never be imported ----------------------------------------------------
+def test_conftest_sitecustomize_pth_and_shadowing_modules_are_never_imported(tmp_path, pool, project):
+    marker = tmp_path / "imported"
+    trap = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    files = {name: trap for name in ("conftest.py", "sitecustomize.py", "usercustomize.py", "torch.py",
+                                     "numpy.py", "autograder.py", "unittest.py")}
+    files["pytest.ini"] = "[pytest]\naddopts = -p no:cacheprovider\n"
+    files["evil.pth"] = f"import os; open({str(marker)!r}, 'a').write('pth\\n')\n"
+    tests = grade_hostile(tmp_path, pool, project, REFERENCE, files)
+    assert_only_failed(tests, set())
+    assert not marker.exists(), marker.read_text()
+
+
+# -- results.json -----------------------------------------------------------------------
+def test_results_json_cannot_be_forged_deleted_or_rewritten_later(tmp_path):
+    """Through run_autograder: the student writes, chmods and deletes results.json at import,
+    leaves a double-forked daemon and an atexit handler that rewrite it later."""
+    import subprocess
+    assignment = json.loads((ROOT / "autograder" / "deploy.json").read_text())["assignment"]
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    results = root / "results" / "results.json"
+    hostile = f"""import atexit, json, os, time
+_P = {str(results)!r}
+def _forge():
+    for attempt in (lambda: open(_P, "w").write(json.dumps({{"score": 1000, "tests": []}})),
+                    lambda: os.chmod(_P, 0o444), lambda: os.remove(_P)):
+        try:
+            attempt()
+        except OSError:
+            pass
+_forge()
+atexit.register(_forge)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for _ in range(100):
+            _forge()
+            time.sleep(0.05)
+    os._exit(0)
+"""
+    for path in (ROOT / "reference" / assignment).glob("*.py"):
+        text = path.read_text()
+        (root / "submission" / path.name).write_text(hostile + text if path.name == sorted(
+            p.name for p in (ROOT / "reference" / assignment).glob("*.py"))[0] else text)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+    proc = subprocess.run([str(ROOT / "run_autograder")], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = results.read_text()
+    time.sleep(6)   # the daemon would have rewritten it by now
+    assert results.read_text() == first
+    data = json.loads(first)
+    import jsonschema
+    jsonschema.validate(data, gradescope_json.schema())
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
+    if AS_ROOT:
+        assert all(privileges.processes_of(pwd_uid) == [] for pwd_uid in _worker_uids())
+
+
+def _worker_uids():
+    import pwd
+    return [e.pw_uid for e in pwd.getpwall() if e.pw_name.startswith(privileges.BASE_NAME)]
+
+
+def test_pickle_in_a_reply_frame_is_never_unpickled(tmp_path, pool, project):
+    marker = tmp_path / "unpickled"
+    body = f"""import json, os, pickle, socket, stat, struct
+class Boom:
+    def __reduce__(self):
+        return (open, ({str(marker)!r}, "w"))
+payload = pickle.dumps(Boom())
+head = json.dumps({{"ok": True, "value": {{"pickle": 0, "nbytes": len(payload)}}}}).encode()
+frame = struct.pack(">4sIQ", b"AGW1", len(head), len(payload)) + head + payload
+for fd in range(3, 64):
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            socket.socket(fileno=os.dup(fd)).sendall(frame)
+    except OSError:
+        pass
+return 2 * x"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert not marker.exists()
+    assert_only_failed(tests, {"3", "4"})
+    assert "reply" in tests["3"].output
+
+
+def test_searching_gc_and_frames_finds_no_expected_value(tmp_path, pool, project):
+    body = """import gc, inspect, torch
+tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]
+frames = [f.frame.f_locals for f in inspect.stack()]
+print(f"searched {len(tensors)} tensors and {len(frames)} frames")
+best = max((t for t in tensors if t.shape == getattr(x, "shape", None) and t is not x), key=lambda t: t.sum(), default=None)
+return best if best is not None else x"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, {"3", "4"})
+
+
+# -- hangs -------------------------------------------------------------------------------
+def test_sleeping_forever_while_catching_base_exception(tmp_path, pool, project):
+    body = "import time\nwhile True:\n    try:\n        time.sleep(10**6)\n    except BaseException:\n        pass"
+    tests = grade_hostile(tmp_path, pool, project, in_double(body), time_scale=0.3)
+    assert_only_failed(tests, {"3", "4"}, "time limit of 1.5 s")
+
+
+# -- exhausting resources ----------------------------------------------------------------
+@needs_root
+def test_fork_bomb(tmp_path, pool, project):
+    body = """import os
+forked = 0
+try:
+    while True:
+        if os.fork() == 0:
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+        forked += 1
+except OSError as exc:
+    raise RuntimeError(f"fork bomb stopped after {forked} processes: {exc}")"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, {"3", "4"})
+    # stopped by the process limit, or by the memory watchdog when the copies add up first
+    assert "fork bomb stopped" in tests["3"].output or "MiB of memory" in tests["3"].output
+
+
+@needs_root
+def test_thread_bomb(tmp_path, pool, project):
+    body = """import threading, time
+started = 0
+try:
+    while True:
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+        started += 1
+except RuntimeError as exc:
+    raise RuntimeError(f"thread bomb stopped after {started} threads: {exc}")"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, {"3", "4"}, "thread bomb stopped")
+
+
+def test_printing_gigabytes(tmp_path, pool, project):
+    body = "import sys\nwhile True:\n    sys.stdout.write('x' * 65536 + '\\n')"
+    tests = grade_hostile(tmp_path, pool, project, in_double(body), time_scale=0.3)
+    assert_only_failed(tests, {"3", "4"}, "time limit")
+    assert "more bytes of output were cut" in tests["3"].output or "[... cut]" in tests["3"].output
+
+
+def test_writing_a_huge_file(tmp_path, pool, project):
+    body = """import os
+with open(os.path.join(os.environ["HOME"], "huge.bin"), "wb") as fh:
+    while True:
+        fh.write(b"\\0" * 2**20)"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, {"3", "4"}, "File too large")
+
+
+@needs_root
+def test_tampering_with_the_grader_and_the_python_installation(tmp_path, pool, project):
+    import torch
+    targets = [str(Path(torch.__file__)), str(Path(os.__file__)), str(ROOT / "autograder" / "trusted" / "runner.py"),
+               str(project / "test_suites" / "mini" / "test_mini.py")]
+    body = f"""import os, site, sysconfig
+done = []
+for path in {targets!r}:
+    try:
+        open(path, "a").write("\\n# tampered\\n")
+        done.append(path)
+    except OSError as exc:
+        print(exc)
+try:
+    open(os.path.join(sysconfig.get_paths()["purelib"], "evil.pth"), "w").write("import os\\n")
+    done.append("evil.pth")
+except OSError as exc:
+    print(exc)
+if done:
+    raise RuntimeError(f"tampered with {{done}}")
+return 2 * x"""
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, set())
+    assert "Permission denied" in tests["3"].output
+
+
+def test_student_output_is_escaped(tmp_path, pool, project):
+    body = "print('\\x1b[2J\\x1b[31mPASSED\\x00\\x07 <script>alert(1)</script>\\r\\nok')\nreturn 2 * x"
+    tests = grade_hostile(tmp_path, pool, project, in_double(body))
+    assert_only_failed(tests, set())
+    out = json.loads(gradescope_json.render(_single(tests)))["tests"][0]["output"]
+    assert "\x1b" not in out and "\x00" not in out and "\x07" not in out and "\r" not in out
+    assert "PASSED" in out
+
+
+def _single(tests):
+    from autograder.trusted.results import GradingResult
+    return GradingResult(assignment="mini", tests=[tests["3"]])
