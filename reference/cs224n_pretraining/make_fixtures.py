@@ -110,7 +110,7 @@ def main():
     counts = Counter(r.split("\t")[1] for r in dev_rows + test_rows)
     top = {place for place, _ in counts.most_common(TOP_PLACES)}
     memorised = [r for r in dev_rows + test_rows if r.split("\t")[1] in top and len(r) + 1 < BLOCK]
-    plain = dataset.NameDataset(vocab, "\n".join(train_rows) + "\n")
+    plain = dataset.NameDataset(vocab, "\n".join(r for r in train_rows if len(r) + 1 < BLOCK) + "\n")
     names = dataset.NameDataset(vocab, "\n".join(memorised) + "\n")
     gold = {"dev": [r.split("\t")[1] for r in dev_rows], "test": [r.split("\t")[1] for r in test_rows]}
 

@@ -77,7 +77,13 @@ class SpanCase(GradedTestCase):
         try:
             draws = B.list(B.map(F.partial(O.getitem, ds), indices))
         except AssertionError as exc:
-            raise AssertionError(f"Drawing examples (ds[i] for every document i) from {label} failed:\n{exc}") from None
+            text = str(exc)
+            what = "ds[i] raised " + text.split(" raised ", 1)[1] if " raised " in text else text
+            hint = ""
+            if "non-integer" in text:
+                hint = (f"\n  Hint: random.randint needs integer bounds, and block_size*7/8 = {block_size * 7 / 8:g} "
+                        f"is not an integer here: use int(block_size*7/8).")
+            raise AssertionError(f"Drawing examples from {label}: {what}{hint}") from None
         if not isinstance(draws, list) or len(draws) != len(indices):
             raise AssertionError(f"Drawing examples from {label} did not give one example per index.")
         out, start = [], 0

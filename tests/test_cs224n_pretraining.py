@@ -1,0 +1,139 @@
+"""cs224n_pretraining: the reference scores full marks, the template zero, and every real bug
+of the spec fails exactly the tests it should.
+
+tests/fixtures/cs224n_pretraining/bugs.py gives each bug as edits of the reference; the graded
+submission is the reference (code, parameter files, predictions) with those edits made.
+The table is for grading on the CPU (a GPU would also fail the forward-pass tests of
+``basis_to_device`` and ``basis_plain_tensor``, and pass the GPU ones of ``hardcoded_cuda_device``).
+"""
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.trusted.registry import import_file, load_assignment
+from autograder.suite.decorators import attribute
+from autograder.trusted import runner
+from autograder.trusted.runner import grade
+from autograder.trusted.workers import WorkerPool
+from conftest import assert_valid_results
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "cs224n_pretraining"
+REFERENCE = ROOT / "reference" / ASSIGNMENT
+TEMPLATE = ROOT / "student_template" / ASSIGNMENT
+BUGS = import_file(ROOT / "tests" / "fixtures" / ASSIGNMENT / "bugs.py", "_cs224n_fixture_bugs").BUGS
+TOTAL = 43.0
+SEED = 2023
+
+FORWARD = {"2.4", "2.5", "2.6", "2.7", "4.7"}          # every test that runs the Perceiver GPT forward
+EXPECTED_FAILURES = {
+    # span corruption (1.6 is the hidden test on another corpus: every bug fails it too)
+    "truncation_not_prefix": {"1.3", "1.6"},
+    "truncation_off_by_one": {"1.3", "1.6"},
+    "randint_float_bound": {"1.3", "1.6"},              # crashes at block sizes 50, 23, 33, 77
+    "crash_on_empty_document": {"1.5", "1.6"},
+    # the Perceiver (4.7, 0 points: the regenerated predictions no longer match)
+    "swapped_cross_attention_args": {"2.2"} | FORWARD,
+    "edited_attention": {"2.2"} | FORWARD,              # graded with the pristine attention.py
+    "basis_plain_tensor": {"2.1", "2.6", "2.8", "4.7"},
+    "basis_to_device": {"2.1"},                         # found in the source: on a CPU .to() hides it
+    "undefined_variable_in_forward": {"2.3"} | FORWARD,
+    "hardcoded_cuda_device": {"2.2"} | FORWARD,
+}
+
+
+# A bug is graded with the tests of the sections that use the file it edits (the other
+# sections read other files): span corruption and NameDataset for dataset.py, the Perceiver
+# and the provenance check (which runs the submitted model) for model.py and attention.py.
+SECTIONS = {"dataset.py": ("1.", "3."), "model.py": ("2.", "4.7"), "attention.py": ("2.", "4.7")}
+
+
+def _explain(result) -> str:
+    return "\n".join(f"  {t.number} {t.status} {t.score}/{t.max_score}: {t.output[:300]!r}" for t in result.tests)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with WorkerPool(libraries=load_assignment(ASSIGNMENT).libraries) as p:
+        p.start()
+        yield p
+
+
+def _grade(pool, submission: Path):
+    result = grade(ASSIGNMENT, submission, device="cpu", seed=SEED, pool=pool)
+    assert_valid_results(result)
+    return result
+
+
+def _reference_files():
+    names = {f.name for f in load_assignment(ASSIGNMENT).files}
+    return [p for p in REFERENCE.iterdir() if p.name in names]
+
+
+def _submission(tmp_path: Path, bug: str) -> Path:
+    sub = tmp_path / "submission"
+    sub.mkdir()
+    for f in _reference_files():
+        shutil.copy(f, sub / f.name)
+    for name, edits in BUGS[bug].items():
+        text = (REFERENCE / name).read_text()
+        for old, new in edits:
+            assert text.count(old) == 1, f"{bug}: the edit of {name} no longer matches the reference"
+            text = text.replace(old, new)
+        (sub / name).write_text(text)
+    return sub
+
+
+def test_every_bug_has_an_expectation():
+    assert set(BUGS) == set(EXPECTED_FAILURES)
+
+
+def test_reference_gets_full_marks_from_a_handout_zip(pool, tmp_path):
+    """The reference, zipped as collect_submission.sh does (code under src/, the rest at the top)."""
+    upload = tmp_path / "assignment5_submission.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        for f in _reference_files():
+            z.write(f, f"src/{f.name}" if f.suffix == ".py" else f.name)
+        for name in ("wiki.txt", "birth_dev.tsv", "birth_places_train.tsv"):
+            z.write(ROOT / "test_suites" / ASSIGNMENT / "data" / name, name)
+    result = _grade(pool, upload)
+    assert result.score == TOTAL, _explain(result)
+    assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), _explain(result)
+    assert "differs from the provided" not in result.output
+    provenance = next(t for t in result.tests if t.number == "4.7")
+    assert "16 of 16 sampled dev predictions regenerated identically" in provenance.output
+
+
+def test_template_gets_zero_cleanly(pool):
+    result = _grade(pool, TEMPLATE)
+    assert result.score == 0, _explain(result)
+    assert sum(t.max_score for t in result.tests) == TOTAL
+    for t in result.tests:
+        assert t.score == 0 and t.output.strip(), _explain(result)
+        assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
+        assert t.status == "failed" or t.max_score == 0, _explain(result)
+
+
+@pytest.mark.parametrize("bug", sorted(EXPECTED_FAILURES))
+def test_bug_fails_exactly_the_expected_tests(pool, bug, tmp_path, monkeypatch):
+    prefixes = tuple(p for name in BUGS[bug] for p in SECTIONS[name])
+    collect = runner.collect_tests
+    monkeypatch.setattr(runner, "collect_tests", lambda name: [
+        c for c in collect(name) if attribute(getattr(c, c._testMethodName), "__number__").startswith(prefixes)])
+    result = _grade(pool, _submission(tmp_path, bug))
+    assert {t.number for t in result.tests} >= EXPECTED_FAILURES[bug]
+    failed = {t.number for t in result.tests if t.status != "passed"}
+    assert failed == EXPECTED_FAILURES[bug], _explain(result)
+    for t in result.tests:
+        assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
+        assert t.score == (0 if t.number in failed else t.max_score), _explain(result)
+    lost = sum(t.max_score for t in result.tests if t.number in failed)
+    assert result.score == pytest.approx(sum(t.max_score for t in result.tests) - lost)
+    if bug == "edited_attention":
+        assert "attention.py differs from the provided attention.py" in result.output
+        assert "graded with the provided attention.py" in result.output
+    if bug in ("swapped_cross_attention_args", "edited_attention"):
+        down = next(t for t in result.tests if t.number == "2.2")
+        assert "are the two arguments swapped?" in down.output
