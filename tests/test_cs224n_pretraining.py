@@ -41,6 +41,9 @@ EXPECTED_FAILURES = {
     "basis_to_device": {"2.1"},                         # found in the source: on a CPU .to() hides it
     "undefined_variable_in_forward": {"2.3"} | FORWARD,
     "hardcoded_cuda_device": {"2.2"} | FORWARD,
+    # accepted variations: only the instructor's 0-point check sees that the weights no longer fit
+    "variant_down_block_without_residual": {"4.7"},
+    "variant_extra_layer_in_down_block": {"4.7"},
 }
 
 
@@ -134,6 +137,9 @@ def test_bug_fails_exactly_the_expected_tests(pool, bug, tmp_path, monkeypatch):
     if bug == "edited_attention":
         assert "attention.py differs from the provided attention.py" in result.output
         assert "graded with the provided attention.py" in result.output
+    if bug == "variant_extra_layer_in_down_block":
+        count = next(t for t in result.tests if t.number == "2.8")
+        assert "that is allowed (not penalised)" in count.output, count.output
     if bug in ("swapped_cross_attention_args", "edited_attention"):
         down = next(t for t in result.tests if t.number == "2.2")
         assert "are the two arguments swapped?" in down.output
