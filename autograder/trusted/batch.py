@@ -95,7 +95,10 @@ def _job(assignment: str, submission: Submission, options: BatchOptions) -> Job:
 
 
 def _run_local(jobs: list[Job], workers: int, done: Callable[[Outcome], None]) -> None:
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    """``workers`` threads, each waiting on one grading process at a time. On an interrupt the
+    queued jobs are dropped and the running ones finish (a later run resumes the rest)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = {pool.submit(grade_one, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
@@ -103,6 +106,8 @@ def _run_local(jobs: list[Job], workers: int, done: Callable[[Outcome], None]) -
                 done(future.result())
             except Exception as exc:   # noqa: BLE001 - a failure to even start grading is that submission's
                 done(Outcome(job.key, GRADER_ERROR, None, repr(exc), 0.0, f"could not start grading: {exc}"))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_batch(assignment: str, source: Path, out: Path, options: BatchOptions | None = None,
