@@ -9,19 +9,22 @@ import time
 import pytest
 
 from autograder.trusted.runner import grade
-from conftest import MINI_PROJECT, assert_valid_results
+from conftest import MINI_PROJECT, assert_contained, assert_valid_results, file_fingerprint, grader_files
 
 REFERENCE = (MINI_PROJECT / "reference" / "mini" / "norm.py").read_text()
 
 
 def grade_source(tmp_path, source, **kwargs):
+    """Grade ``source`` as norm.py, checking what must hold whatever it does (see conftest)."""
     sub = tmp_path / "upload"
     sub.mkdir(exist_ok=True)
     (sub / "norm.py").write_text(source)
+    before = file_fingerprint(grader_files(MINI_PROJECT))
     started = time.monotonic()
     result = grade("mini", sub, device="cpu", **kwargs)
     result.wall = time.monotonic() - started
-    assert_valid_results(result)
+    assert_contained(result)
+    assert file_fingerprint(grader_files(MINI_PROJECT)) == before, "grader files changed"
     assert not result.grader_error, result.tests[-1].output
     return result
 

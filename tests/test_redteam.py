@@ -19,6 +19,7 @@ reply bytes and a 10 GB header, runaway memory, honest failures) and tests/test_
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -34,7 +35,7 @@ from autograder.trusted import privileges
 from autograder.trusted.formats import gradescope_json
 from autograder.trusted.runner import grade
 from autograder.trusted.workers import WorkerPool
-from conftest import MINI_PROJECT, ROOT, assert_valid_results
+from conftest import MINI_PROJECT, MINI_SECRET, ROOT, assert_contained, file_fingerprint, grader_files
 from test_isolation import REFERENCE, by_number, replace_def
 
 SECRET = "SECRET-" + uuid.uuid4().hex
@@ -78,23 +79,6 @@ def tree_fingerprint(paths) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(paths) -> str:
-    """Hash of (path, size, mtime, mode) of every file under ``paths``."""
-    digest = hashlib.sha256()
-    for top in paths:
-        top = Path(top)
-        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
-        for f in files:
-            st = f.stat()
-            digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}:{st.st_mode}\n".encode())
-    return digest.hexdigest()
-
-
-def grader_files(project):
-    import torch
-    return [ROOT / "autograder", project, Path(torch.__file__), Path(os.__file__), Path(json.__file__).parent]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def python_installation_unchanged(project):
     """Across the whole suite, nothing in the Python installation (stdlib, site-packages) changes."""
@@ -111,20 +95,16 @@ def grade_hostile(tmp_path, pool, project, source, extra_files=None, time_scale=
     (upload / "norm.py").write_text(source)
     for name, text in (extra_files or {}).items():
         (upload / name).write_text(text)
-    before = fingerprint(grader_files(project))
+    before = file_fingerprint(grader_files(project))
     started = time.monotonic()
     result = grade("mini", upload, device="cpu", pool=pool, time_scale=time_scale)
-    wall = time.monotonic() - started
-    rendered = gradescope_json.render(result)
-    assert_valid_results(result)
-    assert len(rendered.encode()) <= gradescope_json.MAX_TOTAL_BYTES
-    assert SECRET not in rendered, "a secret from the hidden tests or the grader leaked into results.json"
+    assert time.monotonic() - started < BUDGET_S
+    assert_contained(result, secrets=(SECRET, MINI_SECRET))
     assert not result.grader_error, result.tests[-1].output
-    assert wall < BUDGET_S
     if pool.user is not None:
         left = privileges.processes_of(pool.user.uid)
         assert left == [], f"processes of the worker user outlived their test: {_describe(left)}"
-    assert fingerprint(grader_files(project)) == before, "grader files changed"
+    assert file_fingerprint(grader_files(project)) == before, "grader files changed"
     return by_number(result)
 
 
@@ -266,6 +246,7 @@ if os.fork() == 0:
         (root / "submission" / path.name).write_text(hostile + text if path.name == sorted(
             p.name for p in (ROOT / "reference" / assignment).glob("*.py"))[0] else text)
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+    env.pop("AUTOGRADER_PROJECT")   # the deployed assignment, not the mini copy
     proc = subprocess.run([str(ROOT / "run_autograder")], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     first = results.read_text()
@@ -275,13 +256,10 @@ if os.fork() == 0:
     import jsonschema
     jsonschema.validate(data, gradescope_json.schema())
     assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
+    assert not data["extra_data"]["grader_error"], data["tests"][-1]["output"]
+    match = re.search(r"\(uid (\d+)\)", data["extra_data"]["sandbox"])
     if AS_ROOT:
-        assert all(privileges.processes_of(pwd_uid) == [] for pwd_uid in _worker_uids())
-
-
-def _worker_uids():
-    import pwd
-    return [e.pw_uid for e in pwd.getpwall() if e.pw_name.startswith(privileges.BASE_NAME)]
+        assert match and privileges.processes_of(int(match.group(1))) == []
 
 
 def test_pickle_in_a_reply_frame_is_never_unpickled(tmp_path, pool, project):
