@@ -88,6 +88,7 @@ BUGS = {
     "top + 1 possible": (variant(truncate=lambda d, top, _: d[:random.randint(4, top + 1)]), {"1.3", "1.6"}),
     "float bound to randint": (variant(truncate=lambda d, top, b: d[:random.randint(4, b * 7 / 8)]), {"1.3", "1.6"}),
     "fixed length": (variant(truncate=lambda d, top, _: d[:top]), {"1.3", "1.6"}),
+    "only the two ends": (variant(truncate=lambda d, top, _: d[:random.choice((4, top))]), {"1.3", "1.6"}),
     "crash on short documents": (variant(truncate=_short_crash), {"1.5", "1.6"}),
     # masked length
     "mask averages a half": (variant(mask_length=lambda n: random.randint(0, n)), {"1.4", "1.6"}),

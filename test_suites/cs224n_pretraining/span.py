@@ -12,7 +12,8 @@ and reports what is wrong, aspect by aspect:
 - ``short``: a document shorter than 4 characters is kept whole.
 - ``truncation``: that stretch is a prefix of the document, its length is in
   [4, int(block_size*7/8)] (the whole document when it is shorter), and, for a document
-  drawn at least 15 times per possible length, both ends of the range come up.
+  drawn at least 15 times per possible length, both ends of the range come up and at least
+  half of the lengths in between.
 - ``masked``: over documents longer than the range, the masked length averages a quarter
   of the truncated length (ratio of sums in [0.18, 0.32]) and really varies (at least 10%
   of the draws above a quarter and 10% below).
@@ -121,6 +122,10 @@ def check(report: SpanReport, doc: str, block_size: int, draws: list, stoi: dict
             report.add("truncation", f"over {len(truncated_lengths)} draws the truncated length ranged over "
                        f"[{min(truncated_lengths)}, {max(truncated_lengths)}], but every length in [{lo}, {hi}] "
                        "must be possible (randint's upper bound is included)", where)
+        elif len(set(truncated_lengths)) < (hi - lo + 1) / 2:
+            report.add("truncation", f"over {len(truncated_lengths)} draws the truncated length took only "
+                       f"{len(set(truncated_lengths))} of the {hi - lo + 1} lengths in [{lo}, {hi}]: it must be "
+                       "drawn at random over the whole range", where)
 
 
 def check_masked(report: SpanReport, masked: list) -> None:
