@@ -83,6 +83,7 @@ class TestPerceiver(PerceiverCase):
     @time_limit(60)
     def test_basis_is_a_parameter(self):
         """Perceiver: down_block.C is an nn.Parameter of shape (1, m, n_embd), xavier-uniform"""
+        gpt = self.build()
         line = parameter_to_device((self.grading.run.staged.dir / "model.py").read_text(errors="replace"))
         if line is not None:
             raise AssertionError(
@@ -90,7 +91,6 @@ class TestPerceiver(PerceiverCase):
                 "returns a plain tensor copy, so C is no longer a parameter: it is not trained and not saved. "
                 "Create the parameter on the right device instead (nn.Parameter(torch.empty(...)) and let "
                 "model.to(device) move it).")
-        gpt = self.build()
         names = set(self.grads(gpt))
         if "down_block.C" not in names:
             raise AssertionError("down_block.C is not among the model's parameters (named_parameters()): make C an "
