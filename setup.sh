@@ -32,5 +32,7 @@ fi
 if [ "$(id -u)" = 0 ]; then
     id -u autograder-worker >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin autograder-worker
-    chmod -R go-rwx "$SRC/test_suites" "$SRC/reference"
+    for secret in "$SRC/test_suites" "$SRC/reference"; do
+        if [ -e "$secret" ]; then chmod -R go-rwx "$secret"; fi
+    done
 fi
