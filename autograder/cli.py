@@ -172,8 +172,9 @@ def _check(args, assignment: str, path: Path, pool: WorkerPool) -> int:
                           result.execution_time, result.grader_error, result.extra)
     print(table.render(local, details=args.details, title=f"{assignment}: visible tests on {path}"))
     if server:
-        print(f"  {len(server)} visible tests ({sum(t.max_score for t in server):g} points) need the reference "
-              "solution or data that stay on the server: they are decided there, after you submit:")
+        print(f"  {len(server)} visible tests ({sum(t.max_score for t in server):g} points) need more of the "
+              "reference solution than its recorded answers, or data that stay on the server: they are "
+              "decided there, after you submit:")
         for t in server:
             print(f"    {t.number or '':<8}  SERVER  {t.max_score:g} pts  {t.name}")
     count, points = len(hidden), sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)

@@ -12,6 +12,7 @@ import pytest
 
 from autograder.trusted import registry
 from autograder.trusted.build import autograder_zip, public_files, student_bundle
+from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON
 from autograder.trusted.runner import collect_tests, grade
 from autograder.trusted.strip_hidden import hidden_methods
 from conftest import FIXTURES, ROOT
@@ -65,10 +66,20 @@ def test_student_bundle_has_no_hidden_test_reference_or_answer(built, assignment
     template = {p.read_bytes() for p in (ROOT / "student_template" / assignment).rglob("*") if p.is_file()}
     given = {p.read_bytes() for p in public_files(assignment)}
     reference_texts = [p.read_bytes() for p in (ROOT / "reference" / assignment).rglob("*") if p.is_file()]
+    recorded = (f"{top}test_suites/{assignment}/{RECORDING_JSON}", f"{top}test_suites/{assignment}/{RECORDING_BIN}")
     for name, (data, _, _) in files.items():
         assert data not in reference_texts or data in template, f"{name} is a copy of the reference"
-        if f"{top}test_suites/" in name and not name.endswith((".py", "/hidden_tests.json")):
+        if f"{top}test_suites/" in name and not name.endswith((".py", "/hidden_tests.json")) and name not in recorded:
             assert data in given | template, f"{name}: data that students are not given"
+    reference_sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "reference" / assignment).rglob("*.py")
+                         if p.resolve() not in public_files(assignment)}
+    assert reference_sources and not {top + rel for rel in reference_sources} & set(files), "reference source shipped"
+    assert not any(name.startswith(f"{top}reference/") and name.endswith(".py") and
+                   (ROOT / name[len(top):]).resolve() not in public_files(assignment) for name in files)
+    if recorded[0] in files:       # the recorded answers: data only, no code, no pickle
+        text = files[recorded[0]][0].decode()
+        assert set(json.loads(text)) == {"entries", "tensors"} and "def " not in text
+        assert not files[recorded[1]][0].startswith(b"\x80")           # not a pickle
     hidden = {m for classes in hidden_methods(assignment).values() for ms in classes.values() for m in ms}
     assert hidden, "the assignment has hidden tests to strip"
     suites = {name: data.decode() for name, (data, _, _) in files.items()
@@ -88,25 +99,44 @@ def test_student_bundle_has_no_hidden_test_reference_or_answer(built, assignment
             assert files[top + path.name][0] == path.read_bytes()
 
 
-def test_student_bundle_check_agrees_with_the_server(built, tmp_path):
-    with zipfile.ZipFile(built["ift6135_vit_lstm"][1]) as zf:
+AGREEMENT = [("ift6135_vit_lstm", ROOT / "reference" / "ift6135_vit_lstm", 21),
+             ("ift6135_vit_lstm", ROOT / "student_template" / "ift6135_vit_lstm", None),
+             ("ift6135_vit_lstm", FIXTURES / "ift6135_vit_lstm" / "half_finished", None),
+             ("uw_attention", FIXTURES / "uw_attention" / "mask_additive", 18),
+             ("uw_attention", FIXTURES / "uw_attention" / "no_scale", None)]
+
+
+def bundle_check(bundle, tmp_path, submission) -> subprocess.Popen:
+    """Start ``python -m autograder check`` in the unpacked bundle on a copy of ``submission``."""
+    with zipfile.ZipFile(bundle) as zf:
         zf.extractall(tmp_path)
-    work = tmp_path / "ift6135_vit_lstm"
-    submission = FIXTURES / "ift6135_vit_lstm" / "half_finished"
-    for path in submission.glob("*.py"):
-        (work / path.name).write_bytes(path.read_bytes())
+    work = next(p for p in tmp_path.iterdir() if p.is_dir())
+    for path in submission.iterdir():
+        if path.is_file():
+            (work / path.name).write_bytes(path.read_bytes())
     env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_PROJECT"}
-    proc = subprocess.run([sys.executable, "-m", "autograder", "check"], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    local = dict(re.findall(r"^\s+(\d+\.\d+\.\d+)\s+(PASS|FAIL)", proc.stdout, re.M))
-    on_server = set(re.findall(r"^\s+(\d+\.\d+\.\d+)\s+SERVER", proc.stdout, re.M))
-    server = grade("ift6135_vit_lstm", submission, device="cpu")
-    expected = {t.number: "PASS" if t.passed else "FAIL" for t in server.tests if t.visibility == "visible"}
-    assert local and on_server and not set(local) & on_server
-    assert set(local) | on_server == set(expected)
-    assert local == {n: v for n, v in expected.items() if n in local}
-    assert "hidden tests (15 points) are not run here" in proc.stdout
+    return subprocess.Popen([sys.executable, "-m", "autograder", "check", "--device", "cpu"], cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("assignment,submission,decided", AGREEMENT, ids=lambda v: getattr(v, "name", None))
+def test_student_bundle_check_agrees_with_the_server(built, tmp_path, assignment, submission, decided):
+    """Every visible test decided locally (the recorded reference replayed included) gets the
+    server's verdict; the rest are listed as decided on the server."""
+    proc = bundle_check(built[assignment][1], tmp_path, submission)       # runs while the server grades
+    server = grade(assignment, submission, device="cpu", visible_only=True)
+    out, _ = proc.communicate(timeout=300)
+    local = dict(re.findall(r"^\s+(\d+(?:\.\d+)*)\s+(PASS|FAIL)", out, re.M))
+    on_server = set(re.findall(r"^\s+(\d+(?:\.\d+)*)\s+SERVER", out, re.M))
+    expected = {t.number: "PASS" if t.passed else "FAIL" for t in server.tests}
+    assert local and not set(local) & on_server, out
+    assert set(local) | on_server == set(expected), out
+    assert local == {n: v for n, v in expected.items() if n in local}, out
+    assert proc.returncode == (0 if all(v == "PASS" for v in local.values()) else 1), out
+    if decided is not None:       # the reference's recorded answers decide these locally (9 before replay)
+        assert len(local) == decided, out
+    if assignment == "ift6135_vit_lstm":
+        assert "hidden tests (15 points) are not run here" in out
 
 
 def test_stripping_keeps_the_rest_of_the_file_as_written():

@@ -9,9 +9,10 @@ The **student bundle** is one folder ``<a>/`` holding the template (notebooks ra
 their ``# %%`` sources where both exist), the grader package and the suites with every
 hidden test method removed; a suite's Python support modules ship when the remaining suite
 code names them; data files only when students are given them anyway (provided files).
-No reference code ships: a visible test that consults the reference, or data left on the
-server, stops there and is reported by ``check`` as decided on the server (see
-``runner.ReferenceNotShipped``).
+No reference code ships. Instead, the reference's answers to the visible tests are recorded
+(``reference_replay``: JSON plus raw tensor bytes) and replayed by ``check``; a visible test
+that asks the reference anything not recorded, or needs data left on the server, stops
+there and is reported as decided on the server (see ``runner.ReferenceNotShipped``).
 
 Both zips are deterministic: the same inputs give the same bytes.
 """
@@ -25,6 +26,7 @@ import autograder
 from autograder.suite.decorators import attribute
 from autograder.trusted import registry
 from autograder.trusted.deterministic_zip import DeterministicZip
+from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON, record
 from autograder.trusted.runner import BUNDLE_MARKER, _method, collect_tests
 from autograder.trusted.strip_hidden import hidden_methods, strip_methods
 
@@ -183,9 +185,10 @@ pip install torch numpy gradescope-utils jsonschema    # once{extra}
 python -m autograder check                              # in this folder
 ```
 
-`check` prints each visible test with its points and message. Tests that need the course's
-reference solution or data kept on the server cannot be decided here: they are listed as
-decided on the server. Hidden tests are not included at all; the check says how many
+`check` prints each visible test with its points and message. The course's reference
+solution is not included, only its recorded answers on the visible tests' inputs; tests
+that need anything else from it (e.g. its answer on your own outputs), or data kept on the
+server, cannot be decided here: they are listed as decided on the server. Hidden tests are not included at all; the check says how many
 points they hold.
 """
 
@@ -203,6 +206,10 @@ def student_bundle(assignment: str, out_dir: Path) -> Path:
     for rel, path in provided_outside_suite(assignment).items():
         zf.add_file(top + rel, path)
     zf.add(f"{top}test_suites/{assignment}/{HIDDEN_SUMMARY}", hidden_summary(assignment))
+    recorded = record(assignment)       # the reference's answers to the visible tests (no code)
+    if recorded is not None:
+        zf.add(f"{top}test_suites/{assignment}/{RECORDING_JSON}", recorded[0])
+        zf.add(f"{top}test_suites/{assignment}/{RECORDING_BIN}", recorded[1])
     libraries = registry.load_assignment(assignment).libraries
     extra = f"\npip install {' '.join(sorted({l.split('.')[0] for l in libraries}))}" if libraries else ""
     zf.add(top + "README.md", STUDENT_README.format(assignment=assignment, extra=extra).encode())

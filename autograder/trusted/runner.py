@@ -88,9 +88,11 @@ class GradingRun:
         return f"Files graded from your upload: {found}." if found else "No expected file was found in your upload."
 
     def reference_module(self, module: str):
+        from autograder.trusted import reference_replay   # the bundle replays the recorded reference
         if not (registry.reference_dir(self.assignment.name) / f"{module}.py").is_file():
-            raise ReferenceNotShipped(module)
-        return registry.reference_module(self.assignment.name, module)
+            return reference_replay.replay_for(registry.suite_dir(self.assignment.name), module)
+        return reference_replay.reference_for(self.assignment.name, module,
+                                              registry.reference_module(self.assignment.name, module))
 
     def new_transport(self):
         if self.isolation == "none":
