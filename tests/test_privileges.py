@@ -11,6 +11,7 @@ import pytest
 from autograder.trusted import privileges
 from autograder.trusted.workers import WorkerPool
 from autograder.untrusted import sandbox
+from conftest import processes_after_teardown
 
 needs_root = pytest.mark.skipif(not privileges.running_as_root(), reason="needs root (creates and switches users)")
 
@@ -44,14 +45,13 @@ def test_concurrent_gradings_get_different_worker_users():
     second = privileges.acquire()
     try:
         assert first.uid != second.uid and first.uid != 0 and second.uid != 0
+        first.release()
+        third = privileges.acquire()   # while the second is held, never the second
+        assert third.uid not in (second.uid, 0)
+        third.release()
     finally:
         first.release()
         second.release()
-    again = privileges.acquire()   # released: the first free one is handed out again
-    try:
-        assert again.uid in (first.uid, second.uid)
-    finally:
-        again.release()
 
 
 @needs_root
@@ -77,7 +77,7 @@ def test_kill_all_leaves_no_process_of_the_user():
             __import__("time").sleep(0.1)
         assert len(privileges.processes_of(user.uid)) >= 1
         assert privileges.kill_all(user) == []
-        assert privileges.processes_of(user.uid) == []
+        assert processes_after_teardown(user.uid) == []
     finally:
         user.release()
         try:

@@ -35,13 +35,14 @@ from autograder.trusted import privileges
 from autograder.trusted.formats import gradescope_json
 from autograder.trusted.runner import grade
 from autograder.trusted.workers import WorkerPool
-from conftest import MINI_PROJECT, MINI_SECRET, ROOT, assert_contained, file_fingerprint, grader_files
+from conftest import (MINI_PROJECT, MINI_SECRET, ROOT, assert_contained, file_fingerprint, grader_files,
+                      processes_after_teardown, processes_left)
 from test_isolation import REFERENCE, by_number, replace_def
 
 SECRET = "SECRET-" + uuid.uuid4().hex
-AS_ROOT = privileges.running_as_root()
-needs_root = pytest.mark.skipif(not AS_ROOT, reason="needs root: without the user switch a worker is the "
-                                                    "grader's own user and may read or write what it can")
+NO_SWITCH = privileges.why_no_user_switch()   # None: workers run as a worker user
+needs_root = pytest.mark.skipif(NO_SWITCH is not None, reason=f"needs the worker user switch ({NO_SWITCH}): "
+                                "without it a worker is the grader's own user and may read or write what it can")
 ALL = {"1", "2", "3", "4"}
 BUDGET_S = 90   # far above the mini suite's time limits (10 + 10 + 5 + 5 s) plus start-up
 
@@ -102,7 +103,7 @@ def grade_hostile(tmp_path, pool, project, source, extra_files=None, time_scale=
     assert_contained(result, secrets=(SECRET, MINI_SECRET))
     assert not result.grader_error, result.tests[-1].output
     if pool.user is not None:
-        left = privileges.processes_of(pool.user.uid)
+        left = processes_after_teardown(pool.user.uid)
         assert left == [], f"processes of the worker user outlived their test: {_describe(left)}"
     assert file_fingerprint(grader_files(project)) == before, "grader files changed"
     return by_number(result)
@@ -257,9 +258,9 @@ if os.fork() == 0:
     jsonschema.validate(data, gradescope_json.schema())
     assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
     assert not data["extra_data"]["grader_error"], data["tests"][-1]["output"]
-    match = re.search(r"\(uid (\d+)\)", data["extra_data"]["sandbox"])
-    if AS_ROOT:
-        assert match and privileges.processes_of(int(match.group(1))) == []
+    match = re.search(r"workers run as (\S+) \(uid (\d+)\)", data["extra_data"]["sandbox"])
+    if NO_SWITCH is None:
+        assert match and processes_left(match.group(1), int(match.group(2))) == []
 
 
 def test_pickle_in_a_reply_frame_is_never_unpickled(tmp_path, pool, project):

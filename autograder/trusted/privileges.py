@@ -136,22 +136,33 @@ def why_no_user_switch() -> str | None:
     return None
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose real or effective uid is ``uid`` (Linux /proc)."""
+SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+PF_EXITING = 0x4
+
+
+def processes_of(uid: int, dying: bool = True) -> list[int]:
+    """Processes owned by ``uid`` that are not zombies (Linux /proc); with ``dying=False``, only
+    those that can still run code: no SIGKILL pending and not already exiting."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
             with open(f"/proc/{entry}/status") as fh:
                 fields = dict(line.split(":", 1) for line in fh if ":" in line)
-        except (OSError, ValueError):
+            if fields.get("State", "").strip().startswith(("Z", "X")):
+                continue
+            if not dying:
+                pending = int(fields.get("ShdPnd", "0").strip(), 16) | int(fields.get("SigPnd", "0").strip(), 16)
+                with open(f"/proc/{entry}/stat") as fh:
+                    flags = int(fh.read().rsplit(")", 1)[1].split()[6])
+                if pending & SIGKILL_BIT or flags & PF_EXITING:
+                    continue
+        except (OSError, ValueError, IndexError):
             continue
-        uids = fields.get("Uid", "").split()
-        if fields.get("State", "").strip().startswith("Z") or len(uids) < 2:
-            continue
-        if int(uids[0]) == uid or int(uids[1]) == uid:
-            found.append(int(entry))
+        found.append(int(entry))
     return found
 
 
@@ -174,19 +185,17 @@ def _kill_as(user: WorkerUser) -> None:
 
 
 def kill_all(user: WorkerUser, timeout: float = 30.0) -> list[int]:
-    """SIGKILL every process of ``user`` and wait until they are gone (a fork bomb of big processes
-    takes seconds to tear down on a busy machine); returns the pids still there at ``timeout``.
-    From the first ``kill(-1)`` on, none of them runs another instruction of student code."""
+    """SIGKILL every process of ``user``; returns once none can run code any more (a killed process
+    may take a moment to be torn down), or, past ``timeout``, the pids that still could."""
     deadline = time.monotonic() + timeout
-    pids = processes_of(user.uid)
-    if pids:
-        _kill_as(user)
-    while pids and time.monotonic() < deadline:
-        for pid in pids:
+    while True:
+        alive = processes_of(user.uid, dying=False)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        _kill_as(user)   # usually not needed: the worker's process group was killed already
+        for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
-        pids = processes_of(user.uid)
-    return pids
