@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,24 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 MINI_PROJECT = FIXTURES / "mini_project"
 MINI_SECRET = "SECRET-MINI-HIDDEN-7d1f0c"   # in the mini project's hidden test file
+
+
+@contextlib.contextmanager
+def assignment_pool(assignment: str):
+    """A started worker pool preloading ``assignment``'s libraries, for a test module's gradings."""
+    from autograder.trusted.registry import load_assignment
+    from autograder.trusted.workers import WorkerPool
+    with WorkerPool(libraries=load_assignment(assignment).libraries) as pool:
+        pool.start()
+        yield pool
+
+
+def grade_valid(assignment: str, submission: Path, pool, seed: int):
+    """Grade on the CPU with ``pool`` and check the result renders to schema-valid results.json."""
+    from autograder.trusted.runner import grade
+    result = grade(assignment, submission, device="cpu", seed=seed, pool=pool)
+    assert_valid_results(result)
+    return result
 
 
 def assert_valid_results(result):
@@ -48,7 +67,6 @@ def grader_files(project: Path) -> list[Path]:
 def assert_contained(result, secrets=(MINI_SECRET,)):
     """What holds whatever a submission does: results.json valid and under its cap, no secret
     in it, and (as root) no process of the worker user left behind."""
-    from autograder.trusted import privileges
     data = assert_valid_results(result)
     rendered = gradescope_json.render(result)
     assert len(rendered.encode()) <= gradescope_json.MAX_TOTAL_BYTES

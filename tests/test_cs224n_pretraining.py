@@ -15,9 +15,7 @@ import pytest
 from autograder.trusted.registry import import_file, load_assignment
 from autograder.suite.decorators import attribute
 from autograder.trusted import runner
-from autograder.trusted.runner import grade
-from autograder.trusted.workers import WorkerPool
-from conftest import assert_valid_results
+from conftest import assignment_pool, grade_valid
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "cs224n_pretraining"
@@ -59,15 +57,12 @@ def _explain(result) -> str:
 
 @pytest.fixture(scope="module")
 def pool():
-    with WorkerPool(libraries=load_assignment(ASSIGNMENT).libraries) as p:
-        p.start()
+    with assignment_pool(ASSIGNMENT) as p:
         yield p
 
 
 def _grade(pool, submission: Path):
-    result = grade(ASSIGNMENT, submission, device="cpu", seed=SEED, pool=pool)
-    assert_valid_results(result)
-    return result
+    return grade_valid(ASSIGNMENT, submission, pool, SEED)
 
 
 def _reference_files():

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted.registry import load_assignment
 from autograder.trusted.runner import grade
-from autograder.trusted.workers import WorkerPool
-from conftest import assert_valid_results
+from conftest import assignment_pool, grade_valid
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "uw_attention"
@@ -67,15 +65,12 @@ def _explain(result) -> str:
 
 @pytest.fixture(scope="module")
 def pool():
-    with WorkerPool(libraries=load_assignment(ASSIGNMENT).libraries) as p:   # A2S3 uses transformers
-        p.start()
+    with assignment_pool(ASSIGNMENT) as p:   # A2S3 uses transformers
         yield p
 
 
 def _grade(pool, submission: Path):
-    result = grade(ASSIGNMENT, submission, device="cpu", seed=SEED, pool=pool)
-    assert_valid_results(result)
-    return result
+    return grade_valid(ASSIGNMENT, submission, pool, SEED)
 
 
 def _submission(tmp_path: Path, fixture: str) -> Path:
