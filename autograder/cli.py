@@ -281,7 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_gradescope)
 
     args = parser.parse_args(argv)
+    if getattr(args, "device", None) == "cuda" and not _cuda_available():
+        print(f"autograder {args.command}: --device cuda was asked for, but CUDA is not available on this "
+              "machine (torch.cuda.is_available() is False); use --device cpu or auto", file=sys.stderr)
+        return 2
     return args.func(args)
+
+
+def _cuda_available() -> bool:
+    """Whether this machine can grade on CUDA (imports torch: only asked when cuda is requested)."""
+    import torch
+    return bool(torch.cuda.is_available())
 
 
 if __name__ == "__main__":

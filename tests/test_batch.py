@@ -189,3 +189,55 @@ def test_the_same_batch_runs_on_a_dask_cluster(tmp_path, monkeypatch):
     assert [(r.key, r.status, r.result.score) for r in records] == [("ada", "graded", 4), ("bo", "graded", 2)]
     assert rows(tmp_path / "out")["bo"]["3 double(3) == 6"] == "0"
     valid_results(tmp_path / "out" / "ada" / "results.json")
+
+
+def test_relative_paths_as_in_the_readme(tmp_path):
+    """`autograder batch mini class -o out` from the folder holding `class/`: both paths relative."""
+    for name, source in (("ada", REFERENCE), ("bo", BUGGY)):
+        (tmp_path / "class" / name).mkdir(parents=True)
+        (tmp_path / "class" / name / "norm.py").write_text(source)
+    env = {**os.environ, "AUTOGRADER_PROJECT": str(MINI_PROJECT), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "autograder", "batch", "mini", "class", "-o", "out", "-j", "1",
+                           "--no-plots"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    graded = rows(tmp_path / "out")
+    assert {k: (r["status"], float(r["score"])) for k, r in graded.items()} == {"ada": ("graded", 4.0),
+                                                                               "bo": ("graded", 2.0)}
+
+
+def test_a_file_per_student_is_graded_as_the_assignments_file_or_marked_not_graded(tmp_path, monkeypatch):
+    """A lone `ann.py` (named after the student) is graded as `norm.py` when the assignment has
+    one code file; where it cannot be told which file it is, the status says "not graded" and why
+    (never "graded" with a silent 0)."""
+    monkeypatch.setenv("AUTOGRADER_PROJECT", str(MINI_PROJECT))
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "ann.py").write_text(REFERENCE)
+    records = run_batch("mini", tmp_path / "class", tmp_path / "out", BatchOptions(workers=1, plots=False),
+                        io.StringIO())
+    assert [(r.key, r.status, r.result.score) for r in records] == [("ann", "graded", 4)]
+    assert "Graded ann.py as norm.py" in records[0].result.output
+
+    monkeypatch.delenv("AUTOGRADER_PROJECT")
+    (tmp_path / "vit").mkdir()
+    (tmp_path / "vit" / "bob.py").write_text("import torch\nclass Foo: pass\n")
+    records = run_batch("ift6135_vit_lstm", tmp_path / "vit", tmp_path / "out2",
+                        BatchOptions(workers=1, plots=False), io.StringIO())
+    (record,) = records
+    assert record.status == "not graded"
+    assert "vit_solution.py, lstm_solution.py" in record.note and "not graded" in record.note
+    data = valid_results(tmp_path / "out2" / "bob" / "results.json")
+    assert data["score"] == 0 and "Not graded" in data["output"]
+    assert rows(tmp_path / "out2")["bob"]["status"] == "not graded"
+
+
+def test_a_lone_notebook_is_told_apart_by_the_names_it_defines(tmp_path):
+    from autograder.trusted.registry import load_assignment
+    from autograder.trusted.staging import single_file_target
+    uw = load_assignment("uw_attention")
+    lone = tmp_path / "jane_doe.py"
+    lone.write_text("import torch\nquery121 = torch.zeros(1, 3)\nm_key = None\n")
+    spec, note = single_file_target(lone, uw)
+    assert spec.name == "A2S1.py" and "jane_doe.py as A2S1.py" in note
+    lone.write_text("def self_attention(Q, K, V):\n    pass\nquery121 = 1\n")    # names of two notebooks
+    spec, note = single_file_target(lone, uw)
+    assert spec is None and "cannot be told" in note

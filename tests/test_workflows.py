@@ -63,3 +63,17 @@ def test_check_says_when_no_assignment_matches(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     proc = autograder("check", str(tmp_path))
     assert proc.returncode == 2 and "no assignment's files found" in proc.stderr
+
+
+@pytest.mark.parametrize("verb", [["grade", "ift6135_vit_lstm", "reference/ift6135_vit_lstm"],
+                                  ["verify", "ift6135_vit_lstm"], ["check", "reference/uw_attention"],
+                                  ["batch", "ift6135_vit_lstm", "reference"], ["gradescope"]])
+def test_cuda_asked_for_without_cuda_exits_2_naming_cuda(verb, monkeypatch, capsys):
+    """--device cuda on a machine without CUDA is the user's setup, not the student's fault: every
+    verb stops before grading anything (no score blaming the student, no 'reference fails')."""
+    import torch
+    from autograder import cli
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main([*verb, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "--device cpu" in err

@@ -21,12 +21,13 @@ from typing import Callable
 from autograder.trusted import registry
 from autograder.trusted.batch_inputs import BadBatchInput, Submission, find_submissions, unpack_export
 from autograder.trusted.batch_job import Job, grade_one, pack
-from autograder.trusted.batch_model import GRADED, GRADER_ERROR, Outcome, Record
+from autograder.trusted.batch_model import GRADED, GRADER_ERROR, NOT_GRADED, Outcome, Record
 from autograder.trusted.formats import batch_report, csv_grades, gradescope_json
 from autograder.trusted.formats.results_reader import from_json
 from autograder.trusted.plots import PlottingUnavailable, write_plots
 from autograder.trusted.progress import Progress
 from autograder.trusted.results import GradingResult, TestResult
+from autograder.trusted.staging import single_file_target
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -84,6 +85,14 @@ def _load(out: Path, submission: Submission) -> Record | None:
         return None
 
 
+def _ungradable(assignment: str, submission: Submission) -> str:
+    """Why a lone file cannot be graded as any of the assignment's files ('' when it can)."""
+    if not submission.path.is_file() or submission.path.suffix.lower() not in (".py", ".ipynb"):
+        return ""
+    spec, why = single_file_target(submission.path, registry.load_assignment(assignment))
+    return why if spec is None else ""
+
+
 def _job(assignment: str, submission: Submission, options: BatchOptions) -> Job:
     job = Job(assignment, submission.key, timeout_s=options.timeout_s, device=options.device,
               project=os.environ.get("AUTOGRADER_PROJECT"))
@@ -121,10 +130,10 @@ def run_batch(assignment: str, source: Path, out: Path, options: BatchOptions | 
     stream = stream if stream is not None else sys.stderr
     if assignment not in registry.names():
         raise BadBatchInput(f"unknown assignment {assignment!r}; known: {', '.join(registry.names())}")
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as unpacked:
-        source = Path(source)
+        source = Path(source).resolve()     # gradings run in another working directory
         if source.is_file() and source.suffix.lower() == ".zip":
             source = unpack_export(source, Path(unpacked))
         submissions = find_submissions(source)
@@ -147,6 +156,11 @@ def run_batch(assignment: str, source: Path, out: Path, options: BatchOptions | 
             records[record.key] = record
             progress.advance(record.status, record.key)
 
+        for sub in list(todo):
+            why = _ungradable(assignment, sub)
+            if why:
+                todo.remove(sub)
+                done(Outcome(sub.key, NOT_GRADED, None, note=why))
         jobs = [_job(assignment, s, options) for s in todo]
         if options.cluster:
             from autograder.trusted.dask_backend import run_on_cluster

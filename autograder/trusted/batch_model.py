@@ -10,13 +10,14 @@ from autograder.trusted.results import GradingResult
 GRADED = "graded"
 TIMED_OUT = "timed out"
 GRADER_ERROR = "grader error"
+NOT_GRADED = "not graded"      # nothing in the upload could be graded as the assignment's files
 
 
 @dataclass
 class Outcome:
     """What grading one submission produced, wherever it ran (a local thread or a cluster worker)."""
     key: str
-    status: str                       # GRADED | TIMED_OUT | GRADER_ERROR
+    status: str                       # GRADED | TIMED_OUT | GRADER_ERROR | NOT_GRADED
     results: str | None               # the results.json text the grading process wrote, if any
     log: str = ""                     # the grading process's output (for staff)
     wall_s: float = 0.0

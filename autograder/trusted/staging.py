@@ -9,6 +9,7 @@ Nothing is executed here.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -103,6 +104,48 @@ def _wanted_names(spec: SubmissionFile) -> list[str]:
     return stems + [s.rsplit(".", 1)[0] + ".ipynb" for s in stems]
 
 
+def _gradable(spec: SubmissionFile) -> bool:
+    return not spec.provided and spec.loader != "data" and spec.name.endswith(".py")
+
+
+def _renamed(name: str, spec: SubmissionFile) -> str:
+    """``name`` as the spec's file, keeping a notebook a notebook (it is converted when staged)."""
+    return spec.module + ".ipynb" if name.lower().endswith(".ipynb") else spec.name
+
+
+def single_file_target(path: Path, assignment: Assignment) -> tuple[SubmissionFile | None, str]:
+    """Which of the assignment's files a lone uploaded ``.py``/``.ipynb`` is, and a note saying so.
+
+    By its name when that is one the assignment accepts; else the only code file the assignment
+    has; else the one file whose graded names (``expected_names``) the text defines, when exactly
+    one does. ``(None, why)`` when it cannot be told: nothing is then graded as that file.
+    Reads the file's text only; nothing is run.
+    """
+    path = Path(path)
+    for spec in assignment.files:
+        if path.name in _wanted_names(spec):
+            return spec, ""
+    code_files = [spec for spec in assignment.files if _gradable(spec)]
+    if path.suffix.lower() not in (".py", ".ipynb") or not code_files:
+        return None, f"{path.name} is not one of the files this assignment expects."
+    if len(code_files) == 1:
+        spec = code_files[0]
+        return spec, f"Graded {path.name} as {spec.name}, the assignment's only code file."
+    try:
+        text = path.read_bytes()[:4_000_000].decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    defined = set(re.findall(r"(?:def|class)\s+([A-Za-z_]\w*)|^\s*([A-Za-z_]\w*)\s*=", text, re.M))
+    names = {a or b for a, b in defined}
+    matching = [spec for spec in code_files if spec.expected_names and names & set(spec.expected_names)]
+    if len(matching) == 1:
+        spec = matching[0]
+        return spec, f"Graded {path.name} as {spec.name}: it defines {spec.name}'s graded names."
+    choices = ", ".join(spec.name for spec in code_files)
+    return None, (f"{path.name} is a single file, and which of the assignment's files ({choices}) it is cannot "
+                  "be told from its name or content: not graded. Submit it under its file name.")
+
+
 def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubmission:
     """Copy the expected files of ``submission`` into ``scratch`` (which must exist, empty)."""
     staged = StagedSubmission(dir=scratch)
@@ -116,7 +159,11 @@ def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubm
         candidates = _from_zip(submission, staged.notes)
     elif submission.is_file():
         size = submission.stat().st_size
-        candidates = [_Candidate(submission.name, 0, size, lambda: _read_file(submission, size))]
+        spec, why = single_file_target(submission, assignment)
+        if why:
+            staged.notes.append(why)
+        name = submission.name if spec is None else _renamed(submission.name, spec)
+        candidates = [_Candidate(name, 0, size, lambda: _read_file(submission, size))]
     else:
         staged.notes.append(f"Nothing was submitted at {submission.name}.")
         candidates = []
