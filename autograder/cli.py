@@ -72,6 +72,12 @@ def _grade_and_report(args, pool: WorkerPool) -> int:
 
 def _cmd_gradescope(args) -> int:
     """Grade /autograder/submission into /autograder/results/results.json; always writes the file."""
+    root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    if not (root / "submission").is_dir():
+        print(f"autograder gradescope: {root / 'submission'} is not a folder: this is not a Gradescope "
+              "autograder root (set AUTOGRADER_ROOT to one), so nothing was graded or written; "
+              "to grade an upload here, use `autograder grade ASSIGNMENT PATH`", file=sys.stderr)
+        return 2
     try:
         assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
     except Exception:   # noqa: BLE001 - _gradescope reports it in results.json

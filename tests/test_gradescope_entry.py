@@ -82,3 +82,12 @@ def test_single_zip_with_nested_folder_and_alias_names(tmp_path):
         zf.writestr("my_work/conftest.py", "raise SystemExit('should never be imported')")
     data = run_autograder(root)
     assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0
+
+
+def test_outside_a_gradescope_root_nothing_is_graded_or_created(tmp_path, monkeypatch, capsys):
+    from autograder import cli
+    root = tmp_path / "not_autograder"
+    monkeypatch.setenv("AUTOGRADER_ROOT", str(root))
+    assert cli.main(["gradescope"]) == 2
+    assert "not a Gradescope autograder root" in capsys.readouterr().err
+    assert not root.exists()

@@ -115,3 +115,16 @@ def test_confine_blocks_inet_sockets_and_limits_file_size(tmp_path):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_root_without_a_user_switch_warns_loudly_on_stderr(monkeypatch, capsys):
+    reason = "workers run as root, UNCONFINED by a user switch: (test)"
+    monkeypatch.setattr(privileges, "running_as_root", lambda: True)
+    monkeypatch.setattr(privileges, "why_no_user_switch", lambda: reason)
+    pool = WorkerPool()
+    try:
+        pool._prepare_home()
+        assert pool.user is None
+        assert f"*** WARNING: {reason} ***" in capsys.readouterr().err
+    finally:
+        shutil.rmtree(pool._home, ignore_errors=True)

@@ -102,3 +102,21 @@ def test_past_the_limit_without_an_earlier_result_still_grades():
 def test_times_as_gradescope_writes_them():
     assert parse_time("2019-11-25T14:39:56.190447-08:00").utcoffset().total_seconds() == -8 * 3600
     assert parse_time("2024-03-02T10:00:00Z") == parse_time("2024-03-02T10:00:00")
+
+
+def test_a_grader_failure_is_never_carried_over_nor_counted():
+    """run_autograder's start-up fallback (a 0 with grader_error) and Gradescope's autograder_error
+    flag: over the limit, such a latest result is not carried for a day; the submission is graded."""
+    import re
+    from conftest import ROOT
+    fallback = json.loads(re.search(r"<<'JSON'\n(.*?)\nJSON", (ROOT / "run_autograder").read_text(), re.S).group(1))
+    assert fallback["extra_data"]["grader_error"] is True
+    previous = [prev("2024-03-02T07:00:00Z", 2),
+                prev("2024-03-02T08:00:00Z", 2, results=results_json(2, graded_at=["2024-03-02T07:00:00+00:00",
+                                                                                  "2024-03-02T08:00:00+00:00"])),
+                prev("2024-03-02T09:00:00Z", 0, results=fallback)]
+    d = decide(LIMIT, metadata("2024-03-02T10:00:00+00:00", previous))
+    assert d.allowed and "grader failed on your latest submission" in d.message
+    no_record = [prev("2024-03-02T07:00:00Z", 2), prev("2024-03-02T09:00:00Z", 0, results=fallback)]
+    d = decide(LIMIT, metadata("2024-03-02T10:00:00+00:00", no_record))
+    assert d.allowed and len(d.graded_at) == 2       # the fallback's submission did not count

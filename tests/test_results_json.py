@@ -39,3 +39,46 @@ def test_grader_error_result_hides_the_traceback():
 def test_schema_rejects_obsolete_visibility():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"tests": [{"name": "x", "visibility": "never"}]}, gradescope_json.schema())
+
+
+def test_per_test_time_travels_in_extra_data_and_reads_back():
+    """Gradescope documents no per-test execution_time: it goes in extra_data, and the reader
+    (batch, rate limit) still gets it back, from new files and from files written before."""
+    from autograder.trusted.formats.results_reader import from_json
+    result = GradingResult("a", tests=[TestResult(name="t", max_score=1, score=1, status="passed",
+                                                  execution_time=1.25, extra={"k": 1})])
+    data = json.loads(gradescope_json.render(result))
+    (test,) = data["tests"]
+    assert "execution_time" not in test and test["extra_data"] == {"k": 1, "execution_time": 1.25}
+    back = from_json(data).tests[0]
+    assert back.execution_time == 1.25 and back.extra == {"k": 1}
+    older = {"tests": [{"name": "t", "score": 1, "max_score": 1, "execution_time": 2.5}]}
+    assert from_json(older).tests[0].execution_time == 2.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tests": [{"name": "x", "execution_time": 1.0}]}, gradescope_json.schema())
+
+
+def test_leaderboard_values_reach_results_json(tmp_path, monkeypatch):
+    """gradescope-utils' @leaderboard: the value a test sets with set_leaderboard_value is
+    Gradescope's top-level leaderboard entry (name, value, order); a test that sets none adds none."""
+    import shutil
+    from autograder.trusted.runner import grade
+    from conftest import MINI_PROJECT
+    project = tmp_path / "project"
+    shutil.copytree(MINI_PROJECT, project)
+    (project / "test_suites" / "mini" / "test_board.py").write_text(
+        "import torch\n"
+        "from autograder.suite import GradedTestCase, leaderboard, number, time_limit, weight\n\n\n"
+        "class TestBoard(GradedTestCase):\n"
+        "    @weight(0)\n    @number('9')\n    @time_limit(10)\n    @leaderboard('doubled', 'asc')\n"
+        "    def test_board(self, set_leaderboard_value=None):\n"
+        "        \"\"\"leaderboard: double(21)\"\"\"\n"
+        "        set_leaderboard_value(torch.tensor(self.student('norm').double(21)))\n\n"
+        "    @weight(0)\n    @number('10')\n    @time_limit(10)\n    @leaderboard('never set')\n"
+        "    def test_unset(self, set_leaderboard_value=None):\n"
+        "        \"\"\"leaderboard: nothing set\"\"\"\n")
+    monkeypatch.setenv("AUTOGRADER_PROJECT", str(project))
+    result = grade("mini", project / "reference" / "mini", device="cpu", seed=0)
+    data = json.loads(gradescope_json.render(result))
+    assert data["leaderboard"] == [{"name": "doubled", "value": 42.0, "order": "asc"}]
+    jsonschema.validate(data, gradescope_json.schema())

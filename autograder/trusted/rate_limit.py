@@ -6,7 +6,9 @@ Off unless the deployment's ``deploy.json`` has ``"rate_limit": {"submissions": 
 ``previous_submissions`` (``submission_time``, ``autograder_error``, and ``results`` on the
 latest one). Each graded result records the times of the graded submissions in its window
 (``extra_data.rate_limit.graded_at``), so carried-over and failed submissions never count;
-without that record, every earlier submission without an autograder error counts.
+without that record, every earlier submission without an autograder error counts. A result
+the grader failed on (``extra_data.grader_error``, run_autograder's start-up fallback too) never
+counts and is never carried over.
 
 Over the limit, the submission is not graded: the latest earlier result is carried over,
 with an explanation at the top and the time the next graded submission is possible. When
@@ -69,12 +71,20 @@ def _latest(previous: list[dict]) -> dict | None:
 
 def graded_history(previous: list[dict]) -> list[datetime]:
     """Times of the earlier submissions that were graded (see the module docstring)."""
-    latest = _latest(previous)
+    latest = _latest([p for p in previous if isinstance(p, dict) and not _failed(p)])
     recorded = (((latest or {}).get("results") or {}).get("extra_data") or {}).get("rate_limit", {})
     if isinstance(recorded, dict) and isinstance(recorded.get("graded_at"), list):
         return [parse_time(t) for t in recorded["graded_at"]]
     return [parse_time(p["submission_time"]) for p in previous
-            if isinstance(p, dict) and p.get("submission_time") and not p.get("autograder_error")]
+            if isinstance(p, dict) and p.get("submission_time") and not _failed(p)]
+
+
+def _failed(previous: dict) -> bool:
+    """An earlier submission the grader failed on (Gradescope's flag, or our own record of it,
+    run_autograder's start-up fallback included): it never counts and is never carried over."""
+    results = previous.get("results")
+    extra = (results.get("extra_data") or {}) if isinstance(results, dict) else {}
+    return bool(previous.get("autograder_error")) or bool(isinstance(extra, dict) and extra.get("grader_error"))
 
 
 def decide(limit: RateLimit, metadata: dict) -> Decision:
@@ -92,6 +102,9 @@ def decide(limit: RateLimit, metadata: dict) -> Decision:
     if not latest or not isinstance(latest.get("results"), dict):
         return Decision(True, f"Submission limit ({rule}) reached, but your earlier result could not be found, "
                               "so this submission was graded.", recent + [now])
+    if _failed(latest):
+        return Decision(True, f"Submission limit ({rule}) reached, but the grader failed on your latest "
+                              "submission, so this one was graded.", recent + [now])
     carried = from_json(latest["results"])
     next_at = recent[len(recent) - limit.submissions] + window
     message = (f"Submission limit reached ({rule}): this submission was NOT graded. The results below are "

@@ -17,6 +17,7 @@ class TestResult:
     execution_time: float = 0.0
     status: str = "failed"                   # "passed" | "failed"
     extra: dict = field(default_factory=dict)  # instructor-only details (never shown to students)
+    leaderboard: dict | None = None          # {"name", "value", "order"} from @leaderboard, if set
 
     @property
     def passed(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import random
 import sys
@@ -192,6 +193,32 @@ def _reset_partial_score(func) -> None:
         func = getattr(func, "__wrapped__", None)
 
 
+def _reset_leaderboard_value(func) -> None:
+    getattr(func, "__func__", func).__dict__.pop("__leaderboard_value__", None)
+
+
+def _leaderboard_entry(method) -> dict | None:
+    """Gradescope's leaderboard entry a ``@leaderboard`` test set with ``set_leaderboard_value``.
+
+    Values are numbers or strings (a tensor or numpy scalar becomes a float; a test that set no
+    value gives no entry).
+    """
+    column = attribute(method, "__leaderboard_column__")
+    wrapper = getattr(method, "__func__", method)
+    if column is None or "__leaderboard_value__" not in wrapper.__dict__:
+        return None
+    value = wrapper.__dict__["__leaderboard_value__"]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = str(value)[:200]
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)
+    order = attribute(method, "__leaderboard_sort_order__", "desc")
+    return {"name": str(column), "value": value, "order": order if order in ("asc", "desc") else "desc"}
+
+
 def ban_findings(assignment: Assignment, staged: StagedSubmission) -> dict[str, list[Finding]]:
     findings: dict[str, list[Finding]] = {}
     for ban in assignment.bans:
@@ -229,6 +256,7 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
                           log_ops=bool(bans), test_id=case.id())
     case.grading = context
     _reset_partial_score(method)
+    _reset_leaderboard_value(method)
     collector = _Collector()
     try:
         case.run(collector)
@@ -258,6 +286,7 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
         lines.append(collector.message)
     if collector.detail:
         result.extra["traceback"] = collector.detail[-8000:]
+    result.leaderboard = _leaderboard_entry(method)
     lines.extend(context.notes)
     if printed.strip():
         text = printed if len(printed) <= MAX_PRINTED_PER_TEST else printed[:MAX_PRINTED_PER_TEST] + "\n[... cut]"

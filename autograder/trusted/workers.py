@@ -265,6 +265,8 @@ class WorkerPool:
             return
         self.no_switch_reason = privileges.why_no_user_switch()
         self.user = privileges.acquire() if self.no_switch_reason is None else None
+        if self.user is None and privileges.running_as_root():
+            sys.stderr.write(f"\n*** WARNING: {self.no_switch_reason} ***\n\n")   # loudly: a wall is missing
         home = tempfile.mkdtemp(prefix="autograder-pool-")
         os.chmod(home, 0o711)
         package = Path(home, "runtime", "autograder")

@@ -40,15 +40,16 @@ def to_json(result: GradingResult, per_test_limit: int = MAX_TEST_OUTPUT) -> dic
     for t in result.tests:
         entry = {"name": _clean(t.name), "score": round(float(t.score), 6), "max_score": float(t.max_score),
                  "status": t.status, "output": cap(t.output, per_test_limit), "visibility": t.visibility,
-                 "execution_time": round(max(t.execution_time, 0.0), 3)}
+                 # Gradescope documents no per-test time field: it travels in extra_data
+                 "extra_data": {**t.extra, "execution_time": round(max(t.execution_time, 0.0), 3)}}
         if t.number:
             entry["number"] = str(t.number)
         if t.tags:
             entry["tags"] = [str(x) for x in t.tags]
-        if t.extra:
-            entry["extra_data"] = t.extra
         tests.append(entry)
-    return {"score": result.score, "execution_time": round(result.execution_time, 3),
+    board = [t.leaderboard for t in result.tests if t.leaderboard]
+    return {**({"leaderboard": board} if board else {}),
+            "score": result.score, "execution_time": round(result.execution_time, 3),
             "output": cap(result.output or result.summary(), per_test_limit), "output_format": "text",
             "test_output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
             "extra_data": {"assignment": result.assignment, "grader_error": result.grader_error, **result.extra},

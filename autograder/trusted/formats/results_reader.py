@@ -14,13 +14,15 @@ def from_json(data: dict) -> GradingResult:
         if not isinstance(t, dict):
             raise ValueError("each test of results.json must be an object")
         score, max_score = float(t.get("score", 0.0)), float(t.get("max_score", 0.0))
+        test_extra = dict(t.get("extra_data") or {})
+        seconds = test_extra.pop("execution_time", t.get("execution_time", 0.0))   # older files: a test field
         tests.append(TestResult(
             name=str(t.get("name", "")), max_score=max_score, score=score,
             number=None if t.get("number") is None else str(t["number"]), output=str(t.get("output", "")),
             visibility=str(t.get("visibility", data.get("visibility", "visible"))),
-            tags=tuple(str(x) for x in t.get("tags", ())), execution_time=float(t.get("execution_time", 0.0)),
+            tags=tuple(str(x) for x in t.get("tags", ())), execution_time=float(seconds or 0.0),
             status=t.get("status") or ("passed" if score >= max_score else "failed"),
-            extra=dict(t.get("extra_data") or {})))
+            extra=test_extra))
     return GradingResult(assignment=str(extra.pop("assignment", "")), tests=tests,
                          output=str(data.get("output", "")), execution_time=float(data.get("execution_time", 0.0)),
                          grader_error=bool(extra.pop("grader_error", False)), extra=extra)
