@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/grading_cost.py
+
+# On a machine with CUDA: every reference, template and fixture graded on CUDA and on the CPU,
+# verdicts compared test by test (says CUDA is absent, and checks nothing else, without one).
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py --json build/gpu_check.json
 
 clean:
 	rm -rf $(VENV) build
