@@ -69,6 +69,11 @@ def test_infinite_loop_hits_the_test_time_limit_and_grading_carries_on(tmp_path,
     tests = by_number(result)
     assert result.score == 2 and tests["1"].passed and tests["2"].passed
     assert "time limit" in tests["3"].output and "norm.double(3)" in tests["3"].output
+    assert "It was at norm.py, line 18, in double." in tests["3"].output   # where it hung
+    assert "most recent call first" not in tests["3"].output                # the dump itself is not shown
+    # the same function in a later test: stopped after a short time, with the same explanation
+    assert "norm.double(" in tests["4"].output and "already hung in an earlier test" in tests["4"].output
+    assert "stopped after 2 s" in tests["4"].output and "norm.py, line 18, in double" in tests["4"].output
     assert result.wall < 40
 
 

@@ -7,6 +7,7 @@ output and the op log for the runner.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from autograder.wire import framing
 from autograder.wire.codec import DecodeError, Decoder, Encoder
 
 MAX_LABEL = 160
+KNOWN_HANG_S = 2.0   # a call that hung in an earlier test gets this long (or 20% of the test's limit)
 
 
 def summarize(value: Any) -> str:
@@ -37,9 +39,24 @@ def summarize(value: Any) -> str:
 
 
 def call_label(target: Remote, args: tuple, kwargs: dict) -> str:
+    """``model.get_patches(tensor(2, 3, 8, 8), 4)``; when too long, the front of the target and the
+    end of the arguments are cut, never the name of what is called."""
     parts = [summarize(a) for a in args] + [f"{k}={summarize(v)}" for k, v in kwargs.items()]
-    label = f"{target._label}({', '.join(parts)})"
-    return label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 3] + "..."
+    target_label, arguments = target._label, ", ".join(parts)
+    if len(target_label) > MAX_LABEL // 2:
+        target_label = "..." + target_label[-(MAX_LABEL // 2 - 3):]
+    room = MAX_LABEL - len(target_label) - 2
+    if len(arguments) > room:
+        arguments = arguments[:max(room - 3, 0)] + "..."
+    return f"{target_label}({arguments})"
+
+
+def hang_key(label: str) -> str:
+    """What a call label names, without arguments: the same function in any test."""
+    previous = None
+    while previous != label:
+        previous, label = label, re.sub(r"\([^()]*\)", "", label)
+    return label.lstrip(".")
 
 
 class ProcessTransport:
@@ -57,7 +74,11 @@ class ProcessTransport:
         try:
             framing.send_frame(self.worker.sock, header, payload, deadline)
             return framing.recv_frame(self.worker.sock, deadline, self.max_reply_bytes)
-        except (framing.Deadline, framing.PeerClosed, framing.FrameError):
+        except framing.Deadline:
+            self.worker.dump_stack()   # its output then says where the student's code was
+            self.worker.kill()
+            raise
+        except (framing.PeerClosed, framing.FrameError):
             self.worker.kill()
             raise
 
@@ -172,13 +193,19 @@ class TestContext:
         for key, value in fields.items():
             header[key] = value if key in ("name", "module") else encoder.encode(value)
         transport = self._get_transport()
+        key = hang_key(label) if op == "call" else None
+        known = self.run.hangs.get(key) if key else None
+        deadline, cut = self.deadline, None
+        if known is not None:    # it hung in an earlier test: this one does not wait as long
+            cut = max(KNOWN_HANG_S, 0.2 * self.time_limit)
+            if time.monotonic() + cut < deadline:
+                deadline = time.monotonic() + cut
+            else:
+                cut = None
         try:
-            reply, payload = transport.exchange(header, encoder.payload(), self.deadline)
+            reply, payload = transport.exchange(header, encoder.payload(), deadline)
         except framing.Deadline:
-            self._dead = errors.WorkerTimeout(
-                f"Your code did not finish within this test's time limit of {self.time_limit:g} s "
-                f"(while running {label}). Look for an infinite loop, a blocking call or very slow "
-                "code; the worker was stopped and grading carried on.")
+            self._dead = errors.WorkerTimeout(self._hang_message(label, key, known, transport, cut))
             raise self._dead from None
         except framing.PeerClosed:
             why = transport.killed_for()
@@ -192,6 +219,20 @@ class TestContext:
             self._dead = errors.BadReply(f"While running {label}, the worker sent an invalid reply ({exc}).")
             raise self._dead from None
         return self._read_reply(reply, payload, label, op, device)
+
+    def _hang_message(self, label: str, key: str | None, known: str | None, transport, cut: float | None) -> str:
+        """The timeout explained: the call, where in the student's files it was, and (for a call
+        that already hung in this grading and was given ``cut`` seconds) that it was stopped early."""
+        _, frames = errors.split_stack_dump(transport.output())
+        where = errors.hang_location(frames, str(self.run.staged.dir)) or known or ""
+        if key and known is None:
+            self.run.hangs[key] = where
+        early = (f": it already hung in an earlier test of this grading, so here it was stopped after "
+                 f"{cut:g} s") if cut is not None else ""
+        at = f" It was at {where}." if where else ""
+        return (f"Your code did not finish within this test's time limit of {self.time_limit:g} s "
+                f"(while running {label}){early}.{at} Look for an infinite loop, a blocking call or very slow "
+                "code; the worker was stopped and grading carried on.")
 
     def _read_reply(self, reply: dict, payload, label: str, op: str, device: str | None):
         if reply.get("ok") is True:
@@ -236,7 +277,8 @@ class TestContext:
         if self._transport is None:
             return ""
         self._transport.close()
-        return self._transport.output()
+        printed, _ = errors.split_stack_dump(self._transport.output())
+        return printed
 
 
 def format_student_error(error: dict, label: str) -> str:

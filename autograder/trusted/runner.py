@@ -71,6 +71,7 @@ class GradingRun:
         self.isolation = isolation
         self.seed = seed
         self.pool = pool
+        self.hangs: dict[str, str] = {}    # calls that hung in this grading -> where (file, line)
         self.modules = {f.module: {"loader": f.loader, "keep_first": list(f.keep_first), "watch": list(f.watch),
                                    "expected_names": list(f.expected_names)}
                         for f in assignment.files if staged.has(f.name)}

@@ -151,6 +151,7 @@ def _pss_bytes(pid: int) -> int:
 
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+STACK_DUMP_MARK = "(most recent call first):"   # faulthandler's head line
 MEMORY_POLL_S = 0.1
 
 
@@ -195,6 +196,22 @@ class WorkerProcess:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def dump_stack(self, wait: float = 1.0) -> None:
+        """Ask the worker to print where it is (faulthandler on SIGUSR1, into its captured
+        output) and give the dump up to ``wait`` seconds to arrive; a C-level handler, so it
+        answers inside a long native call too."""
+        if self.killed:
+            return
+        before = self.output.text().count(STACK_DUMP_MARK)
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and self.output.text(wait=0.05).count(STACK_DUMP_MARK) == before:
+            time.sleep(0.01)
+        self.output.text(wait=0.1)     # the frames after the head line
 
     def kill(self) -> None:
         if not self.killed:

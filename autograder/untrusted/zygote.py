@@ -42,6 +42,8 @@ def _child(request: dict, fds: list[int]) -> None:
     sock = socket.socket(fileno=sock_fd)
     select.select([sock], [], [])   # inert until claimed (see the module docstring)
     confine(request.get("sandbox", {}))
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1, all_threads=False)   # where it hangs: the parent asks before the kill
     worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"),
                     request.get("libraries", []))
     os.chdir(request["staged_dir"])
