@@ -38,6 +38,19 @@ def test_verify_reports_a_broken_assignment(tmp_path):
     assert "the tests hold 4" in proc.stdout
 
 
+def test_verify_names_a_mistyped_ban_key_and_the_real_cause_of_a_failure(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(MINI_PROJECT, project)
+    suite = project / "test_suites" / "mini" / "test_mini.py"
+    suite.write_text(suite.read_text().replace('@enforce_ban("layer_norm")', '@enforce_ban("layer_nrom")'))
+    proc = autograder("verify", "mini", env_extra={"AUTOGRADER_PROJECT": str(project)})
+    assert proc.returncode == 1
+    assert re.search(r"FAIL\s+every @enforce_ban key names a ban the assignment declares", proc.stdout)
+    assert "test_norm_values: 'layer_nrom'; declared: layer_norm" in proc.stdout
+    # the reference's failing test shows why (the KeyError), not "None grader error"
+    assert "declares no ban 'layer_nrom'" in proc.stdout, proc.stdout
+
+
 def test_check_runs_only_visible_tests_with_the_servers_verdicts(tmp_path):
     work = FIXTURES / "ift6135_vit_lstm" / "half_finished"
     proc = autograder("check", cwd=work)          # assignment detected from the files

@@ -26,6 +26,20 @@ def _graded(assignment: str, folder, **options):
     return result, broken
 
 
+def _why(result, tests) -> str:
+    """The real cause, for the instructor: a grader error's exception, or each test's message
+    (with the last line of its traceback when the test could not finish)."""
+    if result.grader_error:
+        details = [t.output for t in result.tests if t.visibility != "visible"] or [result.output]
+        lines = [l.strip() for l in details[0].strip().splitlines() if l.strip()]
+        return "grader error: " + " | ".join(lines[-3:])
+    out = []
+    for t in tests[:5]:
+        cause = (t.extra.get("traceback") or "").strip().splitlines()[-1:] or [t.output.strip()[:200]]
+        out.append(f"{t.number or ''} {t.name}: {cause[0][:300]}".strip())
+    return "\n        ".join(out)
+
+
 def verify(name: str, **options) -> tuple[list[Check], list[str]]:
     """(checks, informational lines) for assignment ``name``; ``options`` go to ``grade``."""
     assignment = registry.load_assignment(name)
@@ -43,6 +57,11 @@ def verify(name: str, **options) -> tuple[list[Check], list[str]]:
     dupes = sorted({n for n in numbers if n is not None and numbers.count(n) > 1})
     checks.append(Check(None not in numbers and not dupes, "every test has a unique @number",
                         f"duplicated: {', '.join(dupes)}" if dupes else ""))
+    declared = {b.key for b in assignment.bans}
+    unknown = sorted({f"{c.id().rsplit('.', 1)[-1]}: {key!r}" for c, m in methods
+                      for key in attribute(m, "__bans__", ()) if key not in declared})
+    checks.append(Check(not unknown, "every @enforce_ban key names a ban the assignment declares",
+                        f"{', '.join(unknown[:5])}; declared: {', '.join(sorted(declared)) or 'none'}"))
     regular = sum(float(attribute(m, "__weight__", 0) or 0) for _, m in methods
                   if attribute(m, "__number__") not in assignment.extra_credit)
     extra = sum(float(attribute(m, "__weight__", 0) or 0) for _, m in methods
@@ -59,16 +78,16 @@ def verify(name: str, **options) -> tuple[list[Check], list[str]]:
                 + (f"; {extra:g} extra-credit points on top of {assignment.total_points:g}" if extra else ""))
 
     reference, broken = _graded(name, registry.reference_dir(name), **options)
-    short = [f"{t.number} {t.name}" for t in reference.tests if not t.passed]
+    short = [t for t in reference.tests if not t.passed]
     checks.append(Check(not reference.grader_error and not short and reference.score == reference.max_score,
                         f"the reference earns full marks ({reference.score:g}/{reference.max_score:g})",
-                        "; ".join(short[:5])))
+                        _why(reference, short)))
     template, broken = _graded(name, registry.template_dir(name), **options)
     scoring = [f"{t.number} {t.name}" for t in template.tests if t.score > 0]
     checks.append(Check(template.score == 0 and not scoring, "the template earns zero", "; ".join(scoring[:5])))
     checks.append(Check(not template.grader_error and not broken,
                         "the template is graded without a grader error or a test that could not finish",
-                        "; ".join(f"{t.number}: {t.output[:120]}" for t in broken[:3])))
+                        _why(template, broken)))
     info.append(f"grading took {reference.execution_time:.1f} s for the reference and "
                 f"{template.execution_time:.1f} s for the template")
     return checks, info
