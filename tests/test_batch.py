@@ -241,3 +241,27 @@ def test_a_lone_notebook_is_told_apart_by_the_names_it_defines(tmp_path):
     lone.write_text("def self_attention(Q, K, V):\n    pass\nquery121 = 1\n")    # names of two notebooks
     spec, note = single_file_target(lone, uw)
     assert spec is None and "cannot be told" in note
+
+
+def test_plots_show_integer_bins_mean_median_and_hidden_tests(tmp_path):
+    """One bin per point (integer counts), mean and median, visible and hidden tests told apart."""
+    pytest.importorskip("matplotlib")
+    from autograder.trusted.batch_model import Record
+    from autograder.trusted.plots import plot_data, write_plots
+    from autograder.trusted.results import GradingResult, TestResult
+
+    def record(key, visible_score, hidden_score, status="graded"):
+        tests = [TestResult("v", 2, visible_score, number="1", status="passed" if visible_score == 2 else "failed"),
+                 TestResult("h", 2, hidden_score, number="2", visibility="hidden",
+                            status="passed" if hidden_score == 2 else "failed")]
+        return Record(key, key, status=status, result=GradingResult("mini", tests))
+
+    records = [record("a", 2, 2), record("b", 2, 0), record("c", 2, 0), record("d", 0, 0.5),
+               record("e", 0, 0, status="timed out")]
+    data = plot_data(records)
+    assert data.graded == 4 and data.top == 4
+    assert data.edges == [-0.5, 0.5, 1.5, 2.5, 3.5, 4.5] and data.counts == [0, 1, 2, 0, 1]
+    assert data.mean == 2.125 and data.median == 2
+    assert data.tests == [("1 v", 0.75, False), ("2 h", 0.25, True)]
+    for path in write_plots(records, tmp_path):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
