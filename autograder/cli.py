@@ -175,8 +175,10 @@ def _check(args, assignment: str, path: Path, pool: WorkerPool) -> int:
               if attribute(m, "__visibility__", "visible") != "visible"]
     server = [t for t in result.tests if t.extra.get("decided_on_server")]
     local = GradingResult(assignment, [t for t in result.tests if t not in server], result.output,
-                          result.execution_time, result.grader_error, result.extra)
-    print(table.render(local, details=args.details, title=f"{assignment}: visible tests on {path}"))
+                          result.execution_time, result.grader_error, result.extra,
+                          result.total_points, result.extra_credit)
+    print(table.render(local, details=args.details, title=f"{assignment}: visible tests on {path}",
+                       audience="student"))
     if server:
         print(f"  {len(server)} visible tests ({sum(t.max_score for t in server):g} points) need more of the "
               "reference solution than its recorded answers, or data that stay on the server: they are "

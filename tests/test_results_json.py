@@ -82,3 +82,23 @@ def test_leaderboard_values_reach_results_json(tmp_path, monkeypatch):
     data = json.loads(gradescope_json.render(result))
     assert data["leaderboard"] == [{"name": "doubled", "value": 42.0, "order": "asc"}]
     jsonschema.validate(data, gradescope_json.schema())
+
+
+def test_one_wording_of_totals_for_students_and_staff_apart():
+    """The total is the assignment's (not what this grading ran); students read what the visible
+    score covers, staff read the whole score; and the total survives results.json."""
+    from autograder.trusted.formats import table
+    from autograder.trusted.formats.results_reader import from_json
+    result = GradingResult("a", tests=[TestResult(name="v", max_score=2, score=2, status="passed", number="1"),
+                                       TestResult(name="h", max_score=3, score=1, visibility="hidden", number="2",
+                                                  output="first line\nsecond line")],
+                           total_points=4, extra_credit=1)
+    assert "The assignment is out of 4 points (+1 extra credit)." in result.summary()
+    staff = table.render(result)
+    assert "Total: 3 of 4 points (+1 extra credit); visible 2/2, hidden 1/3." in staff
+    assert "not your final score" not in staff and "--details prints each in full" in staff
+    student = table.render(result, audience="student")
+    assert "not your final score" in student and "Total: 3" not in student
+    assert "second line" in table.render(result, details=True)
+    back = from_json(json.loads(gradescope_json.render(result)))
+    assert (back.total_points, back.extra_credit) == (4, 1) and back.summary() == result.summary()

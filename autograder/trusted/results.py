@@ -32,6 +32,8 @@ class GradingResult:
     execution_time: float = 0.0
     grader_error: bool = False
     extra: dict = field(default_factory=dict)
+    total_points: float | None = None      # what the assignment is out of (its configuration)
+    extra_credit: float = 0.0              # points on top of it
 
     @property
     def score(self) -> float:
@@ -41,8 +43,14 @@ class GradingResult:
     def max_score(self) -> float:
         return round(sum(t.max_score for t in self.tests), 6)
 
+    def out_of(self) -> str:
+        """'37 points' or '38 points (+2 extra credit)': the one wording of the total, fixed by the
+        assignment whatever the submission does (tests that could not run keep their points)."""
+        total = self.total_points if self.total_points is not None else self.max_score - self.extra_credit
+        return f"{_pts(total)} points" + (f" (+{_pts(self.extra_credit)} extra credit)" if self.extra_credit else "")
+
     def summary(self) -> str:
-        """Top-level text: what the visible score covers and what hidden tests hold."""
+        """For students: what the visible score covers and what hidden tests hold."""
         visible = [t for t in self.tests if t.visibility == "visible"]
         hidden = [t for t in self.tests if t.visibility != "visible"]
         lines = [f"Visible tests: {_pts(sum(t.score for t in visible))} of "
@@ -51,7 +59,17 @@ class GradingResult:
             lines.append(f"{len(hidden)} hidden tests hold {_pts(sum(t.max_score for t in hidden))} more points; "
                          "their results are shown when grades are published. Your visible score "
                          "is not your final score.")
+        lines.append(f"The assignment is out of {self.out_of()}.")
         return "\n".join(lines)
+
+    def staff_summary(self) -> str:
+        """For instructors: the whole score, visible and hidden apart."""
+        visible = [t for t in self.tests if t.visibility == "visible"]
+        hidden = [t for t in self.tests if t.visibility != "visible"]
+        parts = [f"visible {_pts(sum(t.score for t in visible))}/{_pts(sum(t.max_score for t in visible))}"]
+        if hidden:
+            parts.append(f"hidden {_pts(sum(t.score for t in hidden))}/{_pts(sum(t.max_score for t in hidden))}")
+        return f"Total: {_pts(self.score)} of {self.out_of()}; {', '.join(parts)}."
 
 
 def _pts(x: float) -> str:

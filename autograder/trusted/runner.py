@@ -339,6 +339,10 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
     except Exception:   # noqa: BLE001 - the grader's own failure still yields a valid result
         result = grader_error_result(assignment, traceback.format_exc())
         result.execution_time = time.monotonic() - started
+        try:
+            _set_totals(result, registry.load_assignment(assignment))
+        except Exception:   # noqa: BLE001 - the assignment itself may be what is broken
+            pass
         return result
 
 
@@ -350,6 +354,7 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
         cases = [c for c in cases if attribute(_method(c), "__visibility__", "visible") == "visible"]
     cases.sort(key=lambda c: _number_key(attribute(_method(c), "__number__")))
     result = GradingResult(assignment=name, extra={"seed": opts.seed, "device": device})
+    _set_totals(result, assignment)
     if opts.isolation == "process":
         pool.start()
         if pool.user is not None:   # root: keep hidden tests and reference code out of the workers' reach
@@ -383,6 +388,14 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
     result.output = "\n".join([result.summary()] + notes)
     result.execution_time = time.monotonic() - started
     return result
+
+
+def _set_totals(result: GradingResult, assignment: Assignment) -> None:
+    """What the assignment is out of, from its configuration (never from what this grading ran)."""
+    methods = [_method(c) for c in collect_tests(assignment.name)]
+    result.total_points = float(assignment.total_points)
+    result.extra_credit = sum(float(attribute(m, "__weight__", 0) or 0) for m in methods
+                              if attribute(m, "__number__") in assignment.extra_credit)
 
 
 def _readable_by_workers(scratch: Path, staged_dir: Path) -> None:

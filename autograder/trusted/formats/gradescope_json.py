@@ -52,7 +52,10 @@ def to_json(result: GradingResult, per_test_limit: int = MAX_TEST_OUTPUT) -> dic
             "score": result.score, "execution_time": round(result.execution_time, 3),
             "output": cap(result.output or result.summary(), per_test_limit), "output_format": "text",
             "test_output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
-            "extra_data": {"assignment": result.assignment, "grader_error": result.grader_error, **result.extra},
+            "extra_data": {"assignment": result.assignment, "grader_error": result.grader_error,
+                           **({"total_points": result.total_points} if result.total_points is not None else {}),
+                           **({"extra_credit": result.extra_credit} if result.extra_credit else {}),
+                           **result.extra},
             "tests": tests}
 
 

@@ -25,4 +25,13 @@ def from_json(data: dict) -> GradingResult:
             extra=test_extra))
     return GradingResult(assignment=str(extra.pop("assignment", "")), tests=tests,
                          output=str(data.get("output", "")), execution_time=float(data.get("execution_time", 0.0)),
-                         grader_error=bool(extra.pop("grader_error", False)), extra=extra)
+                         grader_error=bool(extra.pop("grader_error", False)),
+                         total_points=_number(extra.pop("total_points", None)),
+                         extra_credit=_number(extra.pop("extra_credit", 0.0)) or 0.0, extra=extra)
+
+
+def _number(value) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
