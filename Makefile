@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[reports,cluster,dev]'
+	$(PY) -m pip install -q -e '.[hf,reports,cluster,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -49,7 +49,7 @@ def test_autograder_zip_holds_that_assignment_and_nothing_else(built, assignment
     assert {mode for name, (_, mode, _) in files.items() if name not in ("setup.sh", "run_autograder")} == {0o100644}
     for name in files:
         assert re.match(rf"(autograder/|test_suites/{assignment}/|reference/{assignment}/|"
-                        r"setup\.sh$|run_autograder$|pyproject\.toml$|README\.md$)", name), name
+                        r"setup\.sh$|run_autograder$|pyproject\.toml$|requirements\.txt$|README\.md$)", name), name
         assert "__pycache__" not in name and not name.endswith(".pyc") and ".git" not in name
     for kind in ("test_suites", "reference"):
         for path in (ROOT / kind / assignment).rglob("*"):
@@ -154,3 +154,22 @@ def test_an_answer_key_beside_the_suites_stays_on_the_server(built):
     assert key in upload and "cs224n_pretraining/" + key not in bundle
     assert "cs224n_pretraining/test_suites/cs224n_pretraining/data/birth_dev.tsv" in bundle    # given to students
     assert "cs224n_pretraining/reference/cs224n_pretraining/model.py" not in bundle
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_both_zips_pin_what_the_grader_runs(built, assignment):
+    """requirements.txt: every package pinned (torch without its local label), the Python version
+    named, this assignment's libraries only; the same file in the Gradescope zip and the bundle."""
+    from autograder.trusted.requirements_lock import python_of, requirements_txt
+    upload, bundle = (entries(path) for path in built[assignment])
+    text = upload["requirements.txt"][0].decode()
+    assert bundle[f"{assignment}/requirements.txt"][0].decode() == text == requirements_txt(assignment).decode()
+    assert python_of(text) == "%d.%d" % sys.version_info[:2]
+    pins = dict(line.split("==") for line in text.splitlines() if line and not line.startswith("#"))
+    import torch
+    assert pins["torch"] == torch.__version__.split("+")[0]
+    assert {"numpy", "gradescope-utils", "jsonschema"} <= set(pins)
+    assert ("transformers" in pins) == (assignment == "uw_attention")     # declared libraries only
+    assert not {"pytest", "matplotlib", "dask"} & set(pins)               # not grading's
+    readme = bundle[f"{assignment}/README.md"][0].decode()
+    assert "pip install -r requirements.txt" in readme and f"Python {python_of(text)}" in readme

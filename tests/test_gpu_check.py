@@ -38,10 +38,11 @@ def test_two_devices_are_compared_test_by_test(tmp_path):
     out = tmp_path / "check.json"
     proc = run("mini", "--devices", "cpu,cpu", "-j", "2", "--json", str(out), project=tmp_path / "project")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| mini | 3 | 12 | 0 |" in proc.stdout and "every verdict is the same" in proc.stdout
+    assert "| mini | 4 | 16 | 0 |" in proc.stdout and "every verdict is the same" in proc.stdout
     gradings = json.loads(out.read_text())
     scores = {(g["subject"], g["device"]): sum(s for _, s in g["verdicts"].values()) for g in gradings}
-    assert scores == {("reference", "cpu"): 4, ("wrong_double", "cpu"): 2, ("edits:half", "cpu"): 2}
+    assert scores == {("reference", "cpu"): 4, ("template", "cpu"): 0, ("wrong_double", "cpu"): 2,
+                      ("edits:half", "cpu"): 2}
 
 
 def test_a_differing_verdict_is_reported_with_both_sides():

@@ -77,6 +77,7 @@ def test_built_zip_installs_with_its_setup_sh_and_grades(tmp_path):
     unpack(autograder_zip(ASSIGNMENT, tmp_path / "out", {"submissions": 1, "window_hours": 24}), root / "source")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "AUTOGRADER_PROJECT", "AUTOGRADER_PYTHON")}
     env["AUTOGRADER_ROOT"] = str(root)
+    env["TORCH_INDEX_URL"] = "pypi"   # the CPU-only index is out of this machine's reach; pip's own config
     seed_venv(root / "venv")
     proc = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd=root / "source", env=env,
                           capture_output=True, text=True, timeout=900)

@@ -27,6 +27,7 @@ from autograder.suite.decorators import attribute
 from autograder.trusted import registry
 from autograder.trusted.deterministic_zip import DeterministicZip
 from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON, record
+from autograder.trusted.requirements_lock import python_of, requirements_txt
 from autograder.trusted.runner import BUNDLE_MARKER, _method, collect_tests
 from autograder.trusted.strip_hidden import hidden_methods, strip_methods
 
@@ -74,6 +75,7 @@ def autograder_zip(assignment: str, out_dir: Path, rate_limit: dict | None = Non
     for script in ("setup.sh", "run_autograder"):
         zf.add(script, (REPO / script).read_bytes(), executable=True)
     zf.add("pyproject.toml", (REPO / "pyproject.toml").read_bytes())
+    zf.add("requirements.txt", requirements_txt(assignment))     # what setup.sh installs, pinned
     zf.add("README.md", (f"# Gradescope autograder: {assignment}\n\nBuilt by `autograder build {assignment}`. "
                          "Upload this zip as it is: setup.sh and run_autograder sit at its root.\n").encode())
     _add_package(zf, "", deploy_config(assignment, rate_limit))
@@ -178,18 +180,25 @@ def student_template_files(assignment: str) -> dict[str, Path]:
 STUDENT_README = """# {assignment}: starter files and local check
 
 Work on the files in this folder, then run the visible tests exactly as the server runs
-them (same tests, same isolated engine, offline):
+them (same tests, same isolated engine, offline). Use Python {python} (the version the
+grader was verified with; the grader itself supports Python 3.10 and newer) and install the
+exact package versions the server grades with, once, in a fresh virtual environment:
 
 ```bash
-pip install torch numpy gradescope-utils jsonschema    # once{extra}
-python -m autograder check                              # in this folder
+python{python} -m venv .venv && . .venv/bin/activate       # Windows: .venv\\Scripts\\activate
+pip install -r requirements.txt
+python -m autograder check                                  # in this folder
 ```
+
+On Linux, `pip install torch==... --index-url https://download.pytorch.org/whl/cpu` first
+(then the line above) avoids PyPI's multi-GB CUDA build; macOS and Windows get a CPU build
+from PyPI anyway.
 
 `check` prints each visible test with its points and message. The course's reference
 solution is not included, only its recorded answers on the visible tests' inputs; tests
 that need anything else from it (e.g. its answer on your own outputs), or data kept on the
-server, cannot be decided here: they are listed as decided on the server. Hidden tests are not included at all; the check says how many
-points they hold.
+server, cannot be decided here: they are listed as decided on the server. Hidden tests are
+not included at all; the check says how many points they hold.
 """
 
 
@@ -210,9 +219,10 @@ def student_bundle(assignment: str, out_dir: Path) -> Path:
     if recorded is not None:
         zf.add(f"{top}test_suites/{assignment}/{RECORDING_JSON}", recorded[0])
         zf.add(f"{top}test_suites/{assignment}/{RECORDING_BIN}", recorded[1])
-    libraries = registry.load_assignment(assignment).libraries
-    extra = f"\npip install {' '.join(sorted({l.split('.')[0] for l in libraries}))}" if libraries else ""
-    zf.add(top + "README.md", STUDENT_README.format(assignment=assignment, extra=extra).encode())
+    pins = requirements_txt(assignment)
+    zf.add(top + "requirements.txt", pins)
+    zf.add(top + "README.md", STUDENT_README.format(assignment=assignment,
+                                                    python=python_of(pins.decode())).encode())
     return zf.write(Path(out_dir) / f"{assignment}-student.zip")
 
 

@@ -12,6 +12,7 @@ import types
 from pathlib import Path
 
 from autograder.assignment import Assignment
+from autograder.private_import import import_private
 
 
 def project_root() -> Path:
@@ -39,17 +40,7 @@ def names() -> list[str]:
 
 def import_file(path: Path, module_name: str) -> types.ModuleType:
     """Import a trusted file under a private module name (cached)."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
+    return import_private(path, module_name)
 
 
 def load_assignment(name: str) -> Assignment:
