@@ -232,6 +232,12 @@ def _cmd_build(args) -> int:
             return 2
     upload, bundle = build(args.assignment, Path(args.output), rate_limit)
     print(f"Gradescope autograder zip: {upload}\nstudent bundle:            {bundle}")
+    if not args.quick:
+        from autograder.trusted.build import server_decided
+        undecided = server_decided(args.assignment, bundle)
+        print(f"visible tests the bundle's check leaves to the server: {len(undecided) or 'none'}")
+        for test, why in undecided.items():
+            print(f"  {test}: {why}")
     return 0
 
 
@@ -270,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="build", help="folder for the two zips (default: build)")
     p.add_argument("--rate-limit", metavar="N/HOURS",
                    help="grade at most N submissions per student in any HOURS window (default: no limit)")
+    p.add_argument("--quick", action="store_true",
+                   help="skip listing the visible tests the student bundle cannot decide (two gradings)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("batch", help="grade a whole class: Gradescope's export, or one folder or zip per student")

@@ -173,3 +173,15 @@ def test_both_zips_pin_what_the_grader_runs(built, assignment):
     assert not {"pytest", "matplotlib", "dask"} & set(pins)               # not grading's
     readme = bundle[f"{assignment}/README.md"][0].decode()
     assert "pip install -r requirements.txt" in readme and f"Python {python_of(text)}" in readme
+
+
+def test_build_lists_the_visible_tests_the_bundle_leaves_to_the_server(built):
+    """The bundle's own engine grades the reference and the template: ift6135's 1.2.4 backpropagates
+    through the reference's graph (not recordable), so it is listed with that reason, and only
+    visible tests are listed."""
+    from autograder.trusted.build import server_decided
+    undecided = server_decided("ift6135_vit_lstm", built["ift6135_vit_lstm"][1])
+    hidden = {f"{t}" for classes in hidden_methods("ift6135_vit_lstm").values() for ms in classes.values() for t in ms}
+    assert any(test.startswith("1.2.4 ") and "reference" in why for test, why in undecided.items()), undecided
+    names = {c.shortDescription().strip(): c._testMethodName for c in collect_tests("ift6135_vit_lstm")}
+    assert not {names.get(test.split(" ", 1)[1]) for test in undecided} & hidden

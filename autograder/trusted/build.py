@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import autograder
@@ -224,6 +225,39 @@ def student_bundle(assignment: str, out_dir: Path) -> Path:
     zf.add(top + "README.md", STUDENT_README.format(assignment=assignment,
                                                     python=python_of(pins.decode())).encode())
     return zf.write(Path(out_dir) / f"{assignment}-student.zip")
+
+
+def server_decided(assignment: str, bundle: Path) -> dict[str, str]:
+    """``{"number name": why}``: the visible tests the student bundle cannot decide locally.
+
+    The bundle is unpacked and its own ``grade`` runs (in a subprocess, so its copy of the
+    engine and suites is the one imported) on the reference and on the template: a test either
+    grading leaves to the server is listed, with the reason its message gives.
+    """
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+    from autograder.trusted.formats.results_reader import from_json
+    from autograder.trusted.runner import SERVER_DATA_NOTE
+    out: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="bundle-check-") as tmp:
+        with zipfile.ZipFile(bundle) as zf:
+            zf.extractall(tmp)
+        home = Path(tmp) / assignment
+        env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_PROJECT"}
+        for source in (registry.reference_dir(assignment), registry.template_dir(assignment)):
+            results = Path(tmp) / "results.json"
+            subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(source), "--device", "cpu",
+                            "--seed", "0", "--results", str(results)], cwd=home, env=env, timeout=900,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not results.is_file():
+                continue
+            for t in from_json(json.loads(results.read_text())).tests:
+                if t.extra.get("decided_on_server"):
+                    out[f"{t.number} {t.name}"] = ("it reads data kept on the server" if SERVER_DATA_NOTE in t.output
+                                                   else "it asks the reference more than its recorded answers")
+    return dict(sorted(out.items()))
 
 
 def build(assignment: str, out_dir: Path, rate_limit: dict | None = None) -> tuple[Path, Path]:
