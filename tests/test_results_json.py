@@ -102,3 +102,25 @@ def test_one_wording_of_totals_for_students_and_staff_apart():
     assert "second line" in table.render(result, details=True)
     back = from_json(json.loads(gradescope_json.render(result)))
     assert (back.total_points, back.extra_credit) == (4, 1) and back.summary() == result.summary()
+
+
+def test_extra_data_is_capped_and_clean_whatever_a_submission_makes_of_it():
+    """20,000 banned calls and a lone surrogate in a student-chosen op name, NaN, deep nesting:
+    results.json stays under its cap, valid UTF-8, with the cut said."""
+    ops = [f"aten::op_{i}_\ud800" for i in range(20_000)]
+    deep = {}
+    node = deep
+    for _ in range(50):
+        node["x"] = {}
+        node = node["x"]
+    result = GradingResult("a", extra={"nan": float("nan"), "deep": deep},
+                           tests=[TestResult(name=f"t{i}\ud800", max_score=1, number="1", tags=("a\udfff",),
+                                             extra={"banned_ops": ops, "huge": "x" * 5_000_000})
+                                  for i in range(40)])
+    text = gradescope_json.render(result)
+    assert len(text.encode("utf-8")) <= gradescope_json.MAX_TOTAL_BYTES
+    text.encode("utf-8")            # no lone surrogate survives
+    data = json.loads(text)
+    extra = data["tests"][0]["extra_data"]
+    assert len(extra["banned_ops"]) <= gradescope_json.MAX_ITEMS + 1 and "more entries" in extra["banned_ops"][-1]
+    assert data["extra_data"]["nan"] == "nan" and "nested too deep" in json.dumps(data["extra_data"]["deep"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from functools import lru_cache
@@ -35,27 +36,73 @@ def cap(text: str, limit: int) -> str:
     return cut + f"\n[... output cut: {len(text.encode()) - len(cut.encode())} more bytes not shown]"
 
 
+MAX_ITEMS = 50          # entries kept of any list or dict in extra_data
+MAX_DEPTH = 6
+
+
+def _data(value, limit: int, depth: int = 0):
+    """JSON data safe for the file: strings cleaned and capped at ``limit`` bytes, containers cut
+    to MAX_ITEMS entries and MAX_DEPTH levels, non-finite floats and other objects as text."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return cap(value, limit)
+    if depth >= MAX_DEPTH:
+        return "[... nested too deep]"
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {cap(str(k), 200): _data(v, limit, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out["[cut]"] = f"{len(items) - MAX_ITEMS} more entries not shown"
+        return out
+    if isinstance(value, (list, tuple)):
+        out = [_data(v, limit, depth + 1) for v in list(value)[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out.append(f"[... {len(value) - MAX_ITEMS} more entries not shown]")
+        return out
+    return cap(str(value), limit)
+
+
+def _extra(extra: dict, limit: int) -> dict:
+    """``extra_data`` within ``limit`` bytes as JSON: cleaned, then its largest entries dropped
+    (and named) until it fits."""
+    data = _data(extra, max(limit // 4, 64))
+    size = len(json.dumps(data).encode())
+    if size <= limit:
+        return data
+    for key in sorted(data, key=lambda k: -len(json.dumps(data[k]).encode())):
+        if key == "execution_time":
+            continue
+        data[key] = "[cut: too large for results.json]"
+        if len(json.dumps(data).encode()) <= limit:
+            break
+    return data
+
+
 def to_json(result: GradingResult, per_test_limit: int = MAX_TEST_OUTPUT) -> dict:
     tests = []
     for t in result.tests:
-        entry = {"name": _clean(t.name), "score": round(float(t.score), 6), "max_score": float(t.max_score),
+        entry = {"name": cap(t.name, 1000), "score": round(float(t.score), 6), "max_score": float(t.max_score),
                  "status": t.status, "output": cap(t.output, per_test_limit), "visibility": t.visibility,
                  # Gradescope documents no per-test time field: it travels in extra_data
-                 "extra_data": {**t.extra, "execution_time": round(max(t.execution_time, 0.0), 3)}}
+                 "extra_data": _extra({**t.extra, "execution_time": round(max(t.execution_time, 0.0), 3)},
+                                      per_test_limit)}
         if t.number:
-            entry["number"] = str(t.number)
+            entry["number"] = cap(str(t.number), 100)
         if t.tags:
-            entry["tags"] = [str(x) for x in t.tags]
+            entry["tags"] = [cap(str(x), 200) for x in t.tags][:MAX_ITEMS]
         tests.append(entry)
-    board = [t.leaderboard for t in result.tests if t.leaderboard]
+    board = [_data(t.leaderboard, 200) for t in result.tests if t.leaderboard]
     return {**({"leaderboard": board} if board else {}),
             "score": result.score, "execution_time": round(result.execution_time, 3),
             "output": cap(result.output or result.summary(), per_test_limit), "output_format": "text",
             "test_output_format": "text", "visibility": "visible", "stdout_visibility": "hidden",
-            "extra_data": {"assignment": result.assignment, "grader_error": result.grader_error,
-                           **({"total_points": result.total_points} if result.total_points is not None else {}),
-                           **({"extra_credit": result.extra_credit} if result.extra_credit else {}),
-                           **result.extra},
+            "extra_data": _extra({"assignment": result.assignment, "grader_error": result.grader_error,
+                                  **({"total_points": result.total_points} if result.total_points is not None else {}),
+                                  **({"extra_credit": result.extra_credit} if result.extra_credit else {}),
+                                  **result.extra}, per_test_limit),
             "tests": tests}
 
 
