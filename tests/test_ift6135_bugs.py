@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted.runner import grade
-from conftest import assert_valid_results
+from conftest import assignment_pool, grade_valid
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ift6135_vit_lstm"
@@ -65,6 +64,12 @@ EXPECTED_FAILURES = {
 }
 
 
+@pytest.fixture(scope="module")
+def pool():
+    with assignment_pool(ASSIGNMENT) as started:
+        yield started
+
+
 def _bug_names():
     return sorted(p.name for p in BUGS.iterdir() if p.is_dir()) if BUGS.is_dir() else []
 
@@ -88,9 +93,8 @@ def test_every_bug_has_an_expectation():
     assert set(_bug_names()) == set(EXPECTED_FAILURES)
 
 
-def test_reference_gets_full_marks():
-    result = grade(ASSIGNMENT, REFERENCE, device="cpu", seed=SEED)
-    assert_valid_results(result)
+def test_reference_gets_full_marks(pool):
+    result = grade_valid(ASSIGNMENT, REFERENCE, pool, SEED)
     assert result.score == TOTAL, _explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
     assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), _explain(result)
@@ -98,9 +102,8 @@ def test_reference_gets_full_marks():
     assert all(numbers) and len(set(numbers)) == len(numbers)
 
 
-def test_template_gets_zero_cleanly():
-    result = grade(ASSIGNMENT, TEMPLATE, device="cpu", seed=SEED)
-    assert_valid_results(result)
+def test_template_gets_zero_cleanly(pool):
+    result = grade_valid(ASSIGNMENT, TEMPLATE, pool, SEED)
     assert result.score == 0, _explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
     for t in result.tests:
@@ -111,9 +114,8 @@ def test_template_gets_zero_cleanly():
 
 
 @pytest.mark.parametrize("bug", sorted(EXPECTED_FAILURES))
-def test_bug_fails_exactly_the_expected_tests(bug, tmp_path):
-    result = grade(ASSIGNMENT, _submission(tmp_path, bug), device="cpu", seed=SEED)
-    assert_valid_results(result)
+def test_bug_fails_exactly_the_expected_tests(bug, pool, tmp_path):
+    result = grade_valid(ASSIGNMENT, _submission(tmp_path, bug), pool, SEED)
     failed = {t.number for t in result.tests if t.status != "passed"}
     assert failed == EXPECTED_FAILURES[bug], _explain(result)
     for t in result.tests:

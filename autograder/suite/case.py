@@ -75,6 +75,13 @@ class GradedTestCase(unittest.TestCase):
     def parameter_count(self, module, trainable_only: bool = True) -> int:
         return self.grading.tool("parameter_count", module, trainable_only)
 
+    def record_calls(self, obj, methods, *args, functions=(), **kwargs) -> dict:
+        """Call ``obj(*args, **kwargs)`` in the worker once, recording what it passes to its own
+        ``methods`` and to the torch ``functions`` (by name, e.g. "softmax"):
+        ``{"output": ..., "calls": {method: [{"args": [...], "result": ...}]}, "functions": {...}}``,
+        tensors as data and anything else as None (see autograder.untrusted.call_capture)."""
+        return self.grading.tool("record_calls", obj, list(methods), list(args), dict(kwargs), list(functions))
+
     def history(self, module: str, name: str) -> list:
         """Values bound to a watched name of a notebook file, in order (the last value of each binding)."""
         return self.grading.tool("history", self.student(module), name)

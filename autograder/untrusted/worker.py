@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from autograder.untrusted.call_capture import record_calls
 from autograder.untrusted.loader import describe_exception, load_module
 from autograder.untrusted.notebook_loader import load_notebook
 from autograder.untrusted.oplog import OpLog
@@ -42,7 +43,7 @@ def _parameter_count(module, trainable_only: bool = True) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only))
 
 
-TOOLS = {"grads": _grads, "parameter_count": _parameter_count}
+TOOLS = {"grads": _grads, "parameter_count": _parameter_count, "record_calls": record_calls}
 
 
 class Worker:

@@ -218,11 +218,11 @@ class VisionTransformer(nn.Module):
         self.pos_embedding = nn.Parameter(torch.randn(1, 1 + num_patches, embed_dim))
 
     def get_patches(self, image, patch_size, flatten_channels=True):
-        """image: float (B, C, H, W) -> patches.
-        flatten_channels=True:  (B, num_patches, C*p*p)
-        flatten_channels=False: (B, num_patches, C, p, p)
-        num_patches = (H//p) * (W//p); patches in row-major order over the grid,
-        each flattened as (channel, row, col) -- the order F.unfold produces."""
+        """image: float (B, C, H, W), patch_size: p, flatten_channels: whether each
+        patch comes out as one feature vector rather than as a small image.
+        Returns patches: float (B, num_patches, C*p*p), num_patches = (H//p) * (W//p).
+        Patches in row-major order over the grid, each flattened as (channel, row, col)
+        -- the order F.unfold produces."""
         # ==========================
         # TODO: Write your code here
         # Cut the image into non-overlapping patch_size x patch_size patches.

@@ -8,17 +8,17 @@
 nn.MultiheadAttention, F.multi_head_attention_forward and F.scaled_dot_product_attention are
 banned inside MultiHeadedAttention: every test here scores 0 if they are used.
 """
-import itertools
 import math
 
 import torch
 
 from autograder.suite.draw import generator, randint, shape_text
-from autograder.suite import GradedTestCase, enforce_ban, number, time_limit, visibility, weight
+from autograder.suite import GradedTestCase, enforce_ban, number, sibling, time_limit, visibility, weight
+
+mha_forward = sibling(__file__, "mha_forward")
 
 HIDDEN = "after_published"
 LAYOUT_HINT = "the layout is y[b, h, t, d] == x[b, t, h*dim + d]; take B, T and dim from the input."
-ROLES = ("queries", "keys", "values", "output")
 
 
 def _mha_text(head_size: int, num_heads: int, sequence_length: int) -> str:
@@ -32,61 +32,6 @@ def _permutation(g: torch.Generator, T: int) -> list[int]:
         perm = torch.randperm(T, generator=g).tolist()
         if any(perm[T - 1 - i] != T - 1 - perm[i] for i in range(T)):
             return perm
-
-
-def _linear_groups(state: dict) -> dict:
-    """{prefix: {"weight": w, "bias": b}} for every module of a state dict with both."""
-    groups: dict = {}
-    for key, value in state.items():
-        if type(key) is not str or type(value) is not torch.Tensor:
-            continue
-        prefix, _, leaf = key.rpartition(".")
-        groups.setdefault(prefix, {})[leaf] = value
-    return {p: g for p, g in groups.items()
-            if isinstance(g.get("weight"), torch.Tensor) and isinstance(g.get("bias"), torch.Tensor)}
-
-
-def _role_of(name: str) -> str | None:
-    """'q', 'k', 'v' or 'o' from a module name such as q_proj, W_k, value, out_proj."""
-    generic = {"w", "proj", "projection", "linear", "lin", "layer", "fc", "dense", "self",
-               "attn", "attention", "mat", "weight", "weights", "map", "head", "heads"}
-    tokens = [t for t in "".join(c if c.isalpha() else " " for c in name.lower()).split()
-              if t not in generic]
-    for token in reversed(tokens):
-        if token[0] in "qkvo" and (len(token) == 1 or token.startswith(("quer", "key", "val", "out"))):
-            return token[0]
-    return None
-
-
-def find_projections(state: dict, embed: int):
-    """The student's four projections as (names, [(W, b)] * 4, assignments).
-
-    ``assignments`` lists orders (q, k, v, out) to try, the most plausible first; returns
-    None when the projections cannot be identified (neither four separate (E, E) affine
-    maps nor a fused (3E, E) one plus an (E, E) one).
-    """
-    groups = _linear_groups(state)
-    square = [(p, g["weight"], g["bias"]) for p, g in groups.items()
-              if tuple(g["weight"].shape) == (embed, embed) and tuple(g["bias"].shape) == (embed,)]
-    fused = [(p, g["weight"], g["bias"]) for p, g in groups.items()
-             if tuple(g["weight"].shape) == (3 * embed, embed) and tuple(g["bias"].shape) == (3 * embed,)]
-    if len(square) == 4 and not fused:
-        names = [p for p, _, _ in square]
-        maps = [(w, b) for _, w, b in square]
-        natural = list(range(4))
-        roles = [_role_of(n) for n in names]
-        if sorted(r for r in roles if r) == ["k", "o", "q", "v"]:
-            natural = [roles.index(r) for r in "qkvo"]
-        orders = [natural] + [list(p) for p in itertools.permutations(range(4)) if list(p) != natural]
-        return names, maps, orders
-    if len(square) == 1 and len(fused) == 1:
-        p, w, b = fused[0]
-        names = [f"{p}[{i}]" for i in range(3)] + [square[0][0]]
-        maps = [(w[i * embed:(i + 1) * embed], b[i * embed:(i + 1) * embed]) for i in range(3)]
-        maps.append((square[0][1], square[0][2]))
-        orders = [list(p) + [3] for p in itertools.permutations(range(3))]
-        return names, maps, orders
-    return None
 
 
 class _AttentionCase(GradedTestCase):
@@ -198,49 +143,52 @@ class _AttentionCase(GradedTestCase):
                 raise AssertionError(f"{what}: parameter {name} received an all-zero gradient; "
                                      "every projection must be used in forward.")
 
-    def check_agreement(self, mha, g, B: int, T: int, D: int, H: int, what: str) -> None:
-        """forward agrees with the reference attention built from the student's own projections."""
+    def check_agreement(self, mha, g, T: int, D: int, H: int, what: str) -> None:
+        """forward is multi-head attention with the student's own projections, whatever their layout:
+        judged from what forward hands to its own attention methods, else from the parameters."""
         E = H * D
-        state = mha.state_dict()
-        found = find_projections(state if isinstance(state, dict) else {}, E)
-        if found is None:
-            self.note(f"{what}: your query/key/value/output projections could not be identified "
-                      "(expected four affine maps of shape (H*D, H*D) with biases, or a fused "
-                      "(3*H*D, H*D) one plus an (H*D, H*D) one), so forward was not compared with "
-                      "the reference attention; the other checks still apply.")
-            return
-        names, maps, orders = found
+        B = math.ceil(3 * (H * E + 1) / T)      # more positions than the least-squares fits have unknowns
         x = torch.randn(B, T, E, generator=g)
-        out = self.assert_tensor(mha(x), shape=(B, T, E), what=f"{what} on a {shape_text(x.shape)} input")
-        ref = self.ref_mha(D, H, T)
-        for order in orders:
-            (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (maps[i] for i in order)
-            ref.load_state_dict({"q_proj.weight": wq, "q_proj.bias": bq, "k_proj.weight": wk,
-                                 "k_proj.bias": bk, "v_proj.weight": wv, "v_proj.bias": bv,
-                                 "out_proj.weight": wo, "out_proj.bias": bo})
-            with torch.no_grad():
-                expected = ref(x)
-            if torch.allclose(out.double(), expected.double(), atol=1e-4, rtol=1e-4):
+        recorded = self.record_calls(mha, ("apply_attention", "get_attention_weights"), x, functions=("softmax",))
+        out = self.assert_tensor(recorded["output"], shape=(B, T, E), what=f"{what} on a {shape_text(x.shape)} input")
+        verdict, finding = mha_forward.judge_recorded(x, out, recorded["calls"], H, D)
+        if verdict:
+            if finding:
+                self.note(f"{what}: {finding}")
+            return
+        state = mha.state_dict()
+        readings = mha_forward.find_projections(state if isinstance(state, dict) else {}, E, H)
+        if self.matches_reference(readings, x, out, D, H, T):
+            return
+        tried = ("no assignment of them reproduces forward" if readings else
+                 "they fit no known layout (four (H*D, H*D) affine maps with biases, or a fused "
+                 "(3*H*D, H*D) one, chunked into q, k, v or split into heads first, plus an (H*D, H*D) one)")
+        if verdict is None and not readings:
+            verdict, weighed = mha_forward.judge_softmax(x, out, recorded["functions"].get("softmax"), H)
+            if verdict:
+                self.note(f"{what}: {weighed}")
                 return
-        # Not the reference computation: accept forward if it is the composition of the
-        # student's own split_heads and apply_attention (graded in 2.2-2.4) with these maps.
-        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (maps[i] for i in orders[0])
-        parts = []
-        for role, w, b in (("queries", wq, bq), ("keys", wk, bk), ("values", wv, bv)):
-            projected = x @ w.t() + b
-            parts.append(self.assert_tensor(mha.split_heads(projected), shape=(B, H, T, D),
-                                            what=f"split_heads of the projected {role}"))
-        attended = self.assert_tensor(mha.apply_attention(*parts), shape=(B, T, E),
-                                      what="apply_attention of the projected queries, keys and values")
-        own = attended @ wo.t() + bo
-        assignment = ", ".join(f"{r}: {names[i]}" for r, i in zip(ROLES, orders[0]))
-        self.assert_close(out, own,
-                          what=f"{what} on a {shape_text(x.shape)} input, compared with attention computed "
-                               f"from your own projections ({assignment}) in any order",
-                          hint="forward = output projection of merge_heads(attention over split_heads of the "
-                               "query, key and value projections of the same input).")
-        self.note(f"{what}: forward matches your own split_heads/apply_attention composed with your "
-                  "projections, but not the reference attention (see 2.2-2.4).")
+            tried += f"; and {weighed}"
+        raise AssertionError(
+            f"{what} on a {shape_text(x.shape)} input is not multi-head attention over your own projections: "
+            f"{finding}; and reading the projections off your parameters, {tried}.\n  Hint: forward = output "
+            "projection of merge_heads(softmax(Q Kᵀ / sqrt(head_size)) V), where Q, K and V are the query, key "
+            "and value projections of the same input, split into heads.")
+
+    def matches_reference(self, readings: list, x, out, D: int, H: int, T: int) -> bool:
+        """True when the reference MHA loaded with one reading of the student's projections gives ``out``."""
+        ref = self.ref_mha(D, H, T)
+        for maps, orders in readings:
+            for order in orders:
+                (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (maps[i] for i in order)
+                ref.load_state_dict({"q_proj.weight": wq, "q_proj.bias": bq, "k_proj.weight": wk,
+                                     "k_proj.bias": bk, "v_proj.weight": wv, "v_proj.bias": bv,
+                                     "out_proj.weight": wo, "out_proj.bias": bo})
+                with torch.no_grad():
+                    expected = ref(x)
+                if torch.allclose(out.double(), expected.double(), atol=1e-4, rtol=1e-4):
+                    return True
+        return False
 
 
 class TestSplitMergeHeads(_AttentionCase):
@@ -433,4 +381,4 @@ class TestMultiHeadedAttentionForward(_AttentionCase):
             what = f"{_mha_text(D, H, T)} forward"
             mha = self.mha(D, H, T)
             self.check_structure(mha, g, B, T, D, H, what)
-            self.check_agreement(self.mha(D, H, T), g, B, T, D, H, what)
+            self.check_agreement(self.mha(D, H, T), g, T, D, H, what)

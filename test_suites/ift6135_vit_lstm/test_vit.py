@@ -10,11 +10,14 @@ your own sub-modules (your LayerNorm and attention, graded in 2.1-2.5), so a mis
 does not cost points here unless it makes your code crash. The LayerNorm ban does not apply
 here: the starter's mlp_head uses nn.LayerNorm.
 """
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from autograder.suite.draw import generator, randint, shape_text
 from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
+from autograder.trusted import errors
 
 HIDDEN = "after_published"
 
@@ -59,15 +62,46 @@ class _ViTCase(GradedTestCase):
         n = (H // p) * (W // p)
         expected = _unfold_patches(image, p)
         what = f"get_patches on a {shape_text(image.shape)} image with patch_size={p}{label}"
-        got = self.assert_tensor(model.get_patches(image, p), shape=(B, n, C * p * p), what=what)
-        self.assert_close(got, expected, what=what, atol=0, rtol=0,
-                          hint="patches go in row-major order over the grid (left to right, then top to "
-                               "bottom); each patch is flattened as (channel, row, column), like F.unfold. "
-                               "Take the number of channels from the image.")
+        with self.channels_named(model, image, p):
+            got = self.assert_tensor(model.get_patches(image, p), shape=(B, n, C * p * p), what=what)
+            self.assert_close(got, expected, what=what, atol=0, rtol=0,
+                              hint="patches go in row-major order over the grid (left to right, then top to "
+                                   "bottom); each patch is flattened as (channel, row, column), like F.unfold. "
+                                   "Take the number of channels from the image.")
+        # The course never said what flatten_channels=False returns: both real readings are accepted.
         what = f"get_patches(image, {p}, flatten_channels=False) on a {shape_text(image.shape)} image{label}"
-        got = self.assert_tensor(model.get_patches(image, p, flatten_channels=False),
-                                 shape=(B, n, C, p, p), what=what)
-        self.assert_close(got, expected.reshape(B, n, C, p, p), what=what, atol=0, rtol=0)
+        got = self.assert_tensor(model.get_patches(image, p, flatten_channels=False), what=what)
+        readings = [(B, n, C, p, p), (B, n, C, p * p)]
+        if tuple(got.shape) not in readings:
+            raise AssertionError(f"{what} returned a tensor of shape {shape_text(got.shape)}; expected the "
+                                 f"patches as {shape_text(readings[0])} or {shape_text(readings[1])} "
+                                 "(each patch's channels kept apart).")
+        self.assert_close(got, expected.reshape(got.shape), what=what, atol=0, rtol=0,
+                          hint="the same patches as with flatten_channels=True, in the same order, "
+                               "each patch's values kept in (channel, row, column) order.")
+
+    @contextlib.contextmanager
+    def channels_named(self, model, image: torch.Tensor, p: int):
+        """Name the cause when get_patches fails on an image without 3 channels but gets the
+        same image cut right once it has 3 channels."""
+        try:
+            yield
+        except AssertionError as exc:       # a wrong result, or an exception raised by the student's code
+            stopped = isinstance(exc, errors.StudentCodeFailure) and not isinstance(exc, errors.StudentException)
+            if image.shape[1] == 3 or stopped or not self.cuts_rgb_right(model, image, p):
+                raise
+            channels = f"{image.shape[1]} channel{'s' if image.shape[1] != 1 else ''}"
+            raise type(exc)(f"{exc}\n  This image has {channels}, and the same image with 3 "
+                            "channels is cut right: take C from image.shape instead of assuming 3 (RGB).") from None
+
+    def cuts_rgb_right(self, model, image: torch.Tensor, p: int) -> bool:
+        rgb = image[:, :1].repeat(1, 3, 1, 1) + torch.arange(3.0).view(1, 3, 1, 1)
+        try:
+            got = model.get_patches(rgb, p)
+        except errors.StudentException:
+            return False
+        expected = _unfold_patches(rgb, p)
+        return isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(got, expected)
 
     # -- blocks --------------------------------------------------------------------
     def check_prenorm(self, g, B, T, embed_dim, hidden_dim, num_heads, label=""):
