@@ -103,7 +103,10 @@ def _gradescope(args, pool: WorkerPool) -> int:
         limit = rate_limit.check(config, root / "submission_metadata.json")    # None: no limit configured
 
         def write_partial(partial):   # a crash of the grader still leaves the tests done so far
-            gradescope_json.write_atomic(results, gradescope_json.render(partial))
+            try:
+                gradescope_json.write_atomic(results, gradescope_json.render(partial))
+            except OSError as exc:    # a full disk: grading goes on, the final write tries again
+                print(f"autograder: partial results.json not written ({exc})", file=sys.stderr)
 
         if limit is not None and not limit.allowed:
             result = rate_limit.apply(limit, limit.carried)

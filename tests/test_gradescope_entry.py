@@ -91,3 +91,31 @@ def test_outside_a_gradescope_root_nothing_is_graded_or_created(tmp_path, monkey
     assert cli.main(["gradescope"]) == 2
     assert "not a Gradescope autograder root" in capsys.readouterr().err
     assert not root.exists()
+
+
+def test_a_full_disk_for_partial_results_does_not_stop_grading(tmp_path, monkeypatch):
+    """Writing the partial results.json after a test fails with ENOSPC: grading goes on, and the
+    final write (once space is back) holds every test."""
+    import errno
+    from autograder import cli
+    from conftest import MINI_PROJECT
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    shutil.copy(MINI_PROJECT / "reference" / "mini" / "norm.py", root / "submission" / "norm.py")
+    deploy = tmp_path / "deploy.json"
+    deploy.write_text('{"assignment": "mini"}')
+    monkeypatch.setattr(cli, "DEPLOY_CONFIG", deploy)
+    monkeypatch.setenv("AUTOGRADER_ROOT", str(root))
+    monkeypatch.setenv("AUTOGRADER_PROJECT", str(MINI_PROJECT))
+    real, failed = gradescope_json.write_atomic, []
+
+    def full_disk(path, text):
+        if len(failed) < 4:               # one partial write per test of the mini assignment
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(gradescope_json, "write_atomic", full_disk)
+    assert cli.main(["gradescope"]) == 0
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert len(failed) == 4 and data["score"] == 4 and len(data["tests"]) == 4

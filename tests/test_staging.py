@@ -90,3 +90,28 @@ def test_garbage_notebook_is_reported(tmp_path, scratch):
 def test_missing_submission_path(tmp_path, scratch):
     staged = stage(tmp_path / "nothing-here", ASSIGNMENT, scratch)
     assert len(staged.missing) == 2
+
+
+def test_a_corrupt_zip_member_or_a_deeply_nested_notebook_costs_only_that_file(tmp_path, scratch):
+    """A member whose bytes fail their CRC, a notebook nested past the parser's depth: that file is
+    not graded, with the reason; the other files are staged as usual (no grader error)."""
+    upload = tmp_path / "upload.zip"
+    with zipfile.ZipFile(upload, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("vit_solution.py", "".join(f"x{i} = {i * 7919 % 104729}\n" for i in range(400)))
+        zf.writestr("lstm_solution.py", "y = 2\n")
+    raw = bytearray(upload.read_bytes())
+    start = raw.index(b"vit_solution.py") + len(b"vit_solution.py")    # inside its compressed data
+    raw[start + 20:start + 40] = b"\x00" * 20
+    upload.write_bytes(bytes(raw))
+    staged = stage(upload, ASSIGNMENT, scratch)
+    assert [s.name for s in staged.missing] == ["vit_solution.py"] and "lstm_solution.py" in staged.found
+    assert any("vit_solution.py could not be read from your upload" in n for n in staged.notes), staged.notes
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "vit_solution.ipynb").write_text("[" * 4_000 + "]" * 4_000)
+    (deep / "lstm_solution.py").write_text("y = 2\n")
+    (tmp_path / "scratch2").mkdir()
+    staged = stage(deep, ASSIGNMENT, tmp_path / "scratch2")
+    assert [s.name for s in staged.missing] == ["vit_solution.py"] and "lstm_solution.py" in staged.found
+    assert any("vit_solution.ipynb could not be read as a notebook" in n for n in staged.notes), staged.notes

@@ -56,3 +56,10 @@ def test_use_outside_scope_is_allowed():
 
 def test_syntax_error_gives_no_findings():
     assert scan_source("def f(:\n", "vit_solution.py", BAN) == []
+
+
+def test_code_nested_too_deeply_to_scan_is_a_finding_not_a_grader_error():
+    name = " + ".join(['"n"'] * 1500)     # parses; folding it into one constant recurses past the limit
+    code = f"import torch\nclass LayerNorm:\n    def forward(self, x):\n        y = getattr(torch, {name})\n        return x\n"
+    findings = scan_source(code, "vit_solution.py", BAN)
+    assert len(findings) == 1 and "nested too deeply" in str(findings[0])

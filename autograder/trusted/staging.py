@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -186,7 +187,13 @@ def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubm
             staged.notes.append(f"{chosen.path} is {chosen.size} bytes, over the {spec.max_bytes}-byte limit: not graded.")
             staged.missing.append(spec)
             continue
-        data = chosen.read()[:spec.max_bytes + 1]
+        try:
+            data = chosen.read()[:spec.max_bytes + 1]
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError) as exc:
+            staged.notes.append(f"{chosen.path} could not be read from your upload ({type(exc).__name__}: "
+                                f"{str(exc)[:160]}): not graded. Upload it again (a fresh zip).")
+            staged.missing.append(spec)
+            continue
         if len(data) > spec.max_bytes:
             staged.notes.append(f"{chosen.path} is over the {spec.max_bytes}-byte limit: not graded.")
             staged.missing.append(spec)
@@ -194,6 +201,10 @@ def stage(submission: Path, assignment: Assignment, scratch: Path) -> StagedSubm
         if chosen.path.endswith(".ipynb"):
             try:
                 data = notebook_to_module(data).encode()
+            except RecursionError:
+                staged.notes.append(f"{chosen.path} could not be read as a notebook: it is nested too deeply.")
+                staged.missing.append(spec)
+                continue
             except NotebookError as exc:
                 staged.notes.append(f"{chosen.path} could not be read as a notebook: {exc}")
                 staged.missing.append(spec)
@@ -221,7 +232,10 @@ def _stage_provided(spec: SubmissionFile, matches: list[_Candidate], wanted: lis
     if matches:
         matches.sort(key=lambda c: (wanted.index(PurePosixPath(c.path).name), c.depth, c.path))
         chosen = matches[0]
-        data = chosen.read()[:max(spec.max_bytes, len(pristine)) + 1]
+        try:
+            data = chosen.read()[:max(spec.max_bytes, len(pristine)) + 1]
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError):
+            data = b""           # unreadable: reported as changed; the pristine copy is graded anyway
         staged.found[spec.name] = chosen.path
         if _normalized(data) != _normalized(pristine):
             staged.found[spec.name] = f"the grader's copy, not your changed {chosen.path}"

@@ -145,8 +145,17 @@ def scan_source(source: str, filename: str, ban: Ban, *, notebook: bool = False,
 
     A module that does not parse yields no findings (its import reports the syntax error);
     a notebook export is read as the notebook loader reads it (shell lines neutralised,
-    broken blocks skipped).
+    broken blocks skipped). Code nested too deeply to be read (a RecursionError in the scan)
+    is one finding: it cannot be shown free of the banned functions.
     """
+    try:
+        return _scan(source, filename, ban, notebook, keep_first)
+    except RecursionError:
+        return [Finding(filename, 0, "cannot be checked for banned functions: its code is nested too deeply "
+                                     "to be read (simplify the deeply nested expression)")]
+
+
+def _scan(source: str, filename: str, ban: Ban, notebook: bool, keep_first: tuple[str, ...]) -> list[Finding]:
     if notebook:
         tree = parse_skipping_broken_blocks(neutralize(source), filename)
     else:
