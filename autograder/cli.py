@@ -78,6 +78,7 @@ def _cmd_gradescope(args) -> int:
               "autograder root (set AUTOGRADER_ROOT to one), so nothing was graded or written; "
               "to grade an upload here, use `autograder grade ASSIGNMENT PATH`", file=sys.stderr)
         return 2
+    _private_to_the_grader(root / "submission_metadata.json")
     try:
         assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
     except Exception:   # noqa: BLE001 - _gradescope reports it in results.json
@@ -85,6 +86,15 @@ def _cmd_gradescope(args) -> int:
     with _pool_for(assignment) as pool:
         pool.start()
         return _gradescope(args, pool)
+
+
+def _private_to_the_grader(path: Path) -> None:
+    """Gradescope's metadata holds earlier results, hidden tests included: only the grader (root)
+    reads it, before any worker exists (the rate limit reads it later, as root)."""
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
 
 
 def _gradescope(args, pool: WorkerPool) -> int:

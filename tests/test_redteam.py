@@ -393,3 +393,29 @@ def test_student_output_is_escaped(tmp_path, pool, project):
 def _single(tests):
     from autograder.trusted.results import GradingResult
     return GradingResult(assignment="mini", tests=[tests["3"]])
+
+
+@needs_root
+def test_gradescope_metadata_with_earlier_results_is_unreadable_to_workers(tmp_path, project, monkeypatch):
+    """/autograder/submission_metadata.json holds earlier results (hidden tests included): the
+    grader reads what it needs and workers cannot open it."""
+    from autograder import cli
+    root = tmp_path / "autograder"
+    os.makedirs(root / "submission")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(root, 0o755)
+    meta = root / "submission_metadata.json"
+    meta.write_text(json.dumps({"created_at": "2024-03-01T10:00:00Z", "previous_submissions": [
+        {"submission_time": "2024-02-29T10:00:00Z", "results": {"tests": [{"name": SECRET}]}}]}))
+    os.chmod(meta, 0o644)                       # as Gradescope leaves it
+    body = (f"try:\n    return open({str(meta)!r}).read()\nexcept OSError:\n    return 2 * x")
+    (root / "submission" / "norm.py").write_text(replace_def(REFERENCE, "double", body))
+    deploy = tmp_path / "deploy.json"
+    deploy.write_text('{"assignment": "mini"}')
+    monkeypatch.setattr(cli, "DEPLOY_CONFIG", deploy)
+    monkeypatch.setenv("AUTOGRADER_ROOT", str(root))
+    assert cli.main(["gradescope"]) == 0
+    text = (root / "results" / "results.json").read_text()
+    data = json.loads(text)
+    assert SECRET not in text and data["score"] == 4, [t["output"][:200] for t in data["tests"]]
+    assert meta.stat().st_mode & 0o777 == 0o600
