@@ -419,3 +419,29 @@ def test_gradescope_metadata_with_earlier_results_is_unreadable_to_workers(tmp_p
     data = json.loads(text)
     assert SECRET not in text and data["score"] == 4, [t["output"][:200] for t in data["tests"]]
     assert meta.stat().st_mode & 0o777 == 0o600
+
+
+HOGS = {   # memory no process's RSS shows, 50 MiB at a time (each file under the 64 MiB file size limit)
+    "posix shm": "import os, time\nfor i in range(60):\n    with open('/dev/shm/hog-%d-%d' % (os.getpid(), i), 'wb') as f:\n"
+                 "        f.write(b'x' * 50 * 2**20)\n    time.sleep(0.05)\ntime.sleep(3)\nreturn 2 * x",
+    "sysv shm": "import ctypes, time\nlibc = ctypes.CDLL(None)\n"
+                "segment = libc.shmget(0, ctypes.c_size_t(3 * 2**30), 0o1600)\ntime.sleep(30)\nreturn 2 * x",
+    "memfd": "import os, time\nfds = []\nfor i in range(60):\n    fds.append(os.memfd_create('hog'))\n"
+             "    os.write(fds[-1], b'x' * 50 * 2**20)\n    time.sleep(0.05)\ntime.sleep(3)\nreturn 2 * x",
+}
+
+
+@needs_root
+@pytest.mark.parametrize("channel", sorted(HOGS))
+def test_memory_held_outside_the_processes_is_counted_and_left_nowhere(tmp_path, project, channel):
+    """POSIX and SysV shared memory and memfds count against the worker's memory limit, and what
+    the worker user left in /dev/shm, /tmp or SysV IPC is gone once its grading ends."""
+    body = HOGS[channel].replace("return 2 * x", f"open('/tmp/leftover-{SECRET}', 'w').close()\nreturn 2 * x")
+    with WorkerPool(memory_limit_mib=800) as own:
+        own.start()
+        tests = grade_hostile(tmp_path, own, project, replace_def(REFERENCE, "double", body))
+        uid = own.user.uid
+    assert "more than 800 MiB of memory" in tests["3"].output, tests["3"].output
+    assert tests["1"].passed and tests["2"].passed
+    assert privileges.held_outside_processes(uid) == 0
+    assert not privileges._sysv_objects(uid) and not list(privileges._owned_files(uid))

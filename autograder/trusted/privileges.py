@@ -7,14 +7,14 @@ another grading's workers. The first user is ``autograder-worker`` (``setup.sh``
 it); more (``autograder-worker1`` ...) are created on demand with ``useradd``.
 
 When the grader is not root (a student's laptop), there is no user to switch to:
-``acquire()`` returns None and workers run as the grader's own user.
+``acquire()`` returns None and workers run as the grader's own user. The Unix-only modules
+(``fcntl``, ``pwd``) are imported where used: this module is imported on macOS and Windows too.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import pwd
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -37,7 +37,10 @@ class WorkerUser:
     lock_fd: int
 
     def release(self) -> None:
+        """Unlock the user for the next grading, once what it left outside its processes is gone
+        (call after its processes are killed)."""
         if self.lock_fd >= 0:
+            remove_leftovers(self.uid)
             os.close(self.lock_fd)
             self.lock_fd = -1
 
@@ -50,8 +53,9 @@ def user_name(index: int) -> str:
     return BASE_NAME if index == 0 else f"{BASE_NAME}{index}"
 
 
-def ensure_user(name: str) -> pwd.struct_passwd:
+def ensure_user(name: str) -> "pwd.struct_passwd":
     """The account ``name``, created (system user, own group, no login, no home) if missing."""
+    import pwd
     try:
         return pwd.getpwnam(name)
     except KeyError:
@@ -69,6 +73,7 @@ def acquire() -> WorkerUser | None:
     """A worker user for this grading, locked until ``release()``; None when not root."""
     if not running_as_root():
         return None
+    import fcntl
     os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
     os.chmod(LOCK_DIR, 0o700)
     for index in range(MAX_USERS):
@@ -87,6 +92,7 @@ def acquire() -> WorkerUser | None:
         if entry.pw_uid == 0:
             os.close(fd)
             raise PrivilegeError(f"the worker user {name} has uid 0")
+        remove_leftovers(entry.pw_uid)     # whatever an earlier grading's crash left behind
         return WorkerUser(name, entry.pw_uid, entry.pw_gid, fd)
     raise PrivilegeError(f"all {MAX_USERS} worker users are in use")
 
@@ -136,7 +142,7 @@ def why_no_user_switch() -> str | None:
     return None
 
 
-SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+SIGKILL_BIT = 1 << (getattr(signal, "SIGKILL", 9) - 1)   # no SIGKILL on Windows
 PF_EXITING = 0x4
 
 
@@ -199,3 +205,97 @@ def kill_all(user: WorkerUser, timeout: float = 30.0) -> list[int]:
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
+
+
+# -- what a worker user leaves outside its processes ---------------------------------------------
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")   # where any user may create files
+MEMORY_FOLDERS = ("/dev/shm", "/dev/mqueue")                        # ... and what is held there is memory
+SYSV_IPC = {"shm": 0, "sem": 1, "msg": 2}                           # /proc/sysvipc tables -> kind
+IPC_RMID = 0
+MAX_SWEPT = 100_000
+
+
+def _sysv_objects(uid: int) -> list[tuple[str, int, int]]:
+    """(kind, id, size in bytes) of the SysV IPC objects ``uid`` owns (Linux /proc/sysvipc)."""
+    found = []
+    for kind in SYSV_IPC:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                header = fh.readline().split()
+                for line in fh:
+                    row = dict(zip(header, line.split()))
+                    if int(row.get("uid", -1)) == uid or int(row.get("cuid", -1)) == uid:
+                        ident = int(row.get("shmid") or row.get("semid") or row.get("msqid"))
+                        found.append((kind, ident, int(row.get("size", row.get("cbytes", 0)) or 0)))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _owned_files(uid: int, folders=SHARED_FOLDERS):
+    """Paths under ``folders`` owned by ``uid`` (not below one of its own folders), with their stat."""
+    seen = 0
+    for top in folders:
+        stack = [top]
+        while stack and seen < MAX_SWEPT:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if info.st_uid == uid:
+                    yield entry.path, info
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+
+
+def _bytes(path: str, info: os.stat_result) -> int:
+    if not stat.S_ISDIR(info.st_mode):
+        return info.st_blocks * 512
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def held_outside_processes(uid: int) -> int:
+    """Bytes of memory ``uid`` holds where its processes' memory does not show: files in
+    ``/dev/shm`` (POSIX shared memory) and ``/dev/mqueue``, and SysV shared memory segments."""
+    total = sum(_bytes(path, info) for path, info in _owned_files(uid, MEMORY_FOLDERS))
+    return total + sum(size for kind, _, size in _sysv_objects(uid) if kind == "shm")
+
+
+def remove_leftovers(uid: int) -> list[str]:
+    """Remove what ``uid`` left behind outside its processes (files and folders in the shared
+    folders, SysV shared memory, semaphores and message queues); returns what was removed.
+    Called (as root) before a worker user serves a grading and after it: one submission's
+    leftovers never reach the next."""
+    import ctypes
+    import shutil
+    removed = []
+    for path, info in list(_owned_files(uid)):
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, ident, _ in _sysv_objects(uid):
+        call = {"shm": lambda i: libc.shmctl(i, IPC_RMID, None), "sem": lambda i: libc.semctl(i, 0, IPC_RMID),
+                "msg": lambda i: libc.msgctl(i, IPC_RMID, None)}[kind]
+        if call(ident) == 0:
+            removed.append(f"SysV {kind} {ident}")
+    return removed

@@ -139,6 +139,26 @@ def group_usage(pgid: int) -> tuple[set[int], int]:
     return pids, sum(_pss_bytes(p) for p in pids)
 
 
+def memfd_bytes(pids) -> int:
+    """Bytes of the memfds (anonymous in-memory files) ``pids`` hold open, each counted once: an
+    unmapped memfd is memory no process's RSS shows."""
+    seen: dict[tuple[int, int], int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if os.readlink(path).startswith("/memfd:"):
+                    info = os.stat(path)
+                    seen[(info.st_dev, info.st_ino)] = info.st_blocks * 512
+            except OSError:
+                continue
+    return sum(seen.values())
+
+
 def _pss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as fh:
@@ -180,7 +200,7 @@ class WorkerProcess:
     def _watch_memory(self, limit: int | None, gpu_limit: int | None) -> None:
         gpu = GpuMemory.open() if gpu_limit else None
         while not self.killed:
-            pids, rss = group_usage(self.pid)
+            pids, rss = self._usage()
             self.peak_rss = max(self.peak_rss, rss)
             if limit and rss > limit:
                 self.killed_for = f"it used more than {limit // 2**20} MiB of memory"
@@ -190,6 +210,15 @@ class WorkerProcess:
                 self._signal_group()
                 return
             time.sleep(MEMORY_POLL_S)
+
+    def _usage(self) -> tuple[set[int], int]:
+        """The worker's processes and the memory they hold: their own (see ``group_usage``), the
+        memfds they keep open, and (with a worker user) its POSIX and SysV shared memory."""
+        pids, held = group_usage(self.pid)
+        held += memfd_bytes(pids)
+        if self.pool.user is not None:
+            held += privileges.held_outside_processes(self.pool.user.uid)
+        return pids, held
 
     def _signal_group(self) -> None:
         try:
