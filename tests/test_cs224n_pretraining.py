@@ -27,11 +27,11 @@ SEED = 2023
 
 FORWARD = {"2.4", "2.5", "2.6", "2.7", "4.7"}          # every test that runs the Perceiver GPT forward
 EXPECTED_FAILURES = {
-    # span corruption (1.6 is the hidden test on another corpus: every bug fails it too)
-    "truncation_not_prefix": {"1.3", "1.6"},
-    "truncation_off_by_one": {"1.3", "1.6"},
-    "randint_float_bound": {"1.3", "1.6"},              # crashes at block sizes 50, 23, 33, 77
-    "crash_on_empty_document": {"1.5", "1.6"},
+    # span corruption: each test grades one property, so a bug fails the test of its own property only
+    "truncation_not_prefix": {"1.3"},
+    "truncation_off_by_one": {"1.3"},
+    "randint_float_bound": {"1.3"},                     # crashes at block sizes 50, 23, 33, 77 (drawn by 1.3 only)
+    "crash_on_empty_document": {"1.5"},
     # the Perceiver (4.7, 0 points: the regenerated predictions no longer match)
     "swapped_cross_attention_args": {"2.2"} | FORWARD,
     "edited_attention": {"2.2"} | FORWARD,              # graded with the pristine attention.py

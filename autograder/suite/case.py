@@ -82,8 +82,16 @@ class GradedTestCase(unittest.TestCase):
         tensors as data and anything else as None (see autograder.untrusted.call_capture)."""
         return self.grading.tool("record_calls", obj, list(methods), list(args), dict(kwargs), list(functions))
 
+    def run_script(self, script: str, *, code=(), data=(), cwd: str = "", args=()) -> dict:
+        """Run the submitted file ``script`` in the worker as the handout runs scripts:
+        ``python src/<script> *args`` from an assignment root holding the staged ``code`` files
+        under ``src/`` and the ``data`` files at the top (``cwd="src"``: ``python <script>`` from
+        ``src/``). Returns what it printed and raised, as data (see autograder.untrusted.script_runner)."""
+        return self.grading.run_script(script, code=list(code), data=list(data), cwd=cwd, args=list(args))
+
     def history(self, module: str, name: str) -> list:
-        """Values bound to a watched name of a notebook file, in order (the last value of each binding)."""
+        """The values a watched name of a notebook file had, in the file's order: dicts ``{"event":
+        "rebound" | "call" | "final", "line", "value"}`` (``"function"`` too for a call it was passed to)."""
         return self.grading.tool("history", self.student(module), name)
 
     def load_notes(self, module: str) -> list[str]:

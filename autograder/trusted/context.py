@@ -174,6 +174,13 @@ class TestContext:
     def seeds(self, test_id: str, n: int) -> list[int]:
         return self.run.seeds(test_id, n, self.hidden)
 
+    def run_script(self, script: str, **options) -> dict:
+        """Run the submitted file ``script`` as a program in the worker (see untrusted.script_runner)."""
+        self.run.require_module(script.rsplit(".", 1)[0])
+        where = "src/" if not options.get("cwd") else ""
+        label = " ".join([f"`python {where}{script}", *options.get("args", ())]) + "`"
+        return self.request("script", None, args={"script": script, **options}, label=label)
+
     # -- the protocol -------------------------------------------------------------
     def request(self, op: str, target: Remote | None, *, label: str, keep: bool = False,
                 device: str | None = None, **fields):

@@ -6,7 +6,7 @@ benchmark calls it directly. Requests come from the trusted parent; replies are 
 only (see ``autograder.wire.codec``).
 
 Request: ``{"op": ..., "target": ref?, ...}`` with ops ``import``, ``getattr``,
-``setattr``, ``call``, ``getitem``, ``iter``, ``len``, ``put``, ``fetch``, ``tool``.
+``setattr``, ``call``, ``getitem``, ``iter``, ``len``, ``put``, ``fetch``, ``tool``, ``script``.
 Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": {...}}``.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from autograder.untrusted.call_capture import record_calls
 from autograder.untrusted.loader import describe_exception, load_module
 from autograder.untrusted.notebook_loader import load_notebook
 from autograder.untrusted.oplog import OpLog
+from autograder.untrusted.script_runner import run_script
 from autograder.wire import framing
 from autograder.wire.codec import Decoder, Encoder
 
@@ -130,6 +131,14 @@ class Worker:
             return importlib.import_module(name)
         if op == "put":
             return decoder.decode(header.get("value"))
+        if op == "script":   # run a submitted file as a program (see untrusted.script_runner)
+            options = decoder.decode(header.get("args", {"dict": []}))
+            if type(options) is not dict:
+                raise RequestError("script needs a dict of options")
+            try:
+                return run_script(self.staged_dir, **options)
+            except (TypeError, ValueError, OSError) as exc:   # the script's own errors are in its result
+                raise RequestError(f"script: {exc}") from None
         target = self._target(header)
         if op == "getattr":
             name = _name(header)

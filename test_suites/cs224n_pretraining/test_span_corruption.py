@@ -1,15 +1,22 @@
 """§2(e) span corruption: ``CharCorruptionDataset.__getitem__``, graded by its properties.
 
 The examples are drawn in the worker from the student's dataset built on corpora they have
-never seen (several documents, short ones, an empty one, non-ASCII text) at several block
+never seen (long documents, short ones, an empty one, non-ASCII text) at several block
 sizes, including ones where block_size*7/8 is not an integer (50, 23, 33, 77). Every
 document is drawn hundreds or thousands of times (in one request); the worker's
 ``random``, ``torch`` and ``numpy`` generators are seeded with fixed seeds before drawing, so
-a verdict is the same on every run. The thresholds (``span.py``) are calibrated in the
-project's tests: the reference passes under many seeds and every real bug fails.
+a verdict is the same on every run.
+
+Each test grades one property (``span.py``: format, layout, truncation, masked length, short
+documents), on a corpus shown in its messages and on a held-out one that is not, so a defect
+costs the points of its own property once (the course graded all ten points on its own
+data; its public grader's rules are the floor). The thresholds are calibrated in the
+project's tests: the reference and real variants pass under many seeds, every real bug fails
+the test of its property.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
@@ -17,7 +24,6 @@ from autograder.trusted.registry import import_file
 
 HERE = Path(__file__).parent
 span = import_file(HERE / "span.py", "_autograder_suites.cs224n_pretraining.span")
-HIDDEN = "after_published"
 
 LONG = [
     "Marguerite Oyelaran. Marguerite Oyelaran (born 3 May 1911 in Ibadan) was a botanist whose survey of "
@@ -28,7 +34,7 @@ LONG = [
 SHORT = ["abc", "Hi", "", "x", "four", "fiver"]
 NON_ASCII = ("Zoë Ångström-Łukasiewicz. Née à Kraków, elle a étudié à São Paulo puis à Tōkyō (東京), où "
              "elle a dirigé l'orchestre « Ça ira » jusqu'en 1979 — sans jamais quitter son piano .")
-HIDDEN_CORPUS = [
+HELD_OUT = [    # drawn by every test, never shown in its messages
     "Ilse Varga-Moreno. Ilse Varga-Moreno, born in Debrecen in 1934, designed bridges across the Danube and "
     "taught structural engineering for forty years at the technical university .",
     "Kwame Asante-Boateng. Asante-Boateng is a Ghanaian novelist; born in Kumasi, he writes about trade "
@@ -41,21 +47,39 @@ def each(docs: list[str], repeats: int) -> list[tuple[str, int]]:
     return [(doc, repeats) for doc in docs]
 
 
-_LONG, _REST = HIDDEN_CORPUS[:2], HIDDEN_CORPUS[2:]
-# number: (cases, aspects checked, seed). A case is (plan, block_size); a plan lists
-# (document, times drawn). The range checks need one document drawn often at each block size
-# (both ends of [4, int(block_size*7/8)] must come up).
+@dataclass(frozen=True)
+class Cases:
+    """What one test draws: cases shown in its messages, held-out ones that are not (a case is
+    (plan, block_size), a plan lists (document, times drawn)), the aspect it grades, its seed."""
+    shown: list
+    held_out: list
+    aspect: str
+    seed: int = 224
+
+
+_H_LONG, _H_SHORT = HELD_OUT[:2], HELD_OUT[2:]
+# Only the truncation test draws at block sizes where block_size*7/8 is not an integer (50,
+# 23, 33, 77), so a float bound given to random.randint costs the truncation points only. The
+# range is reported once a document is read 12 times per possible length at a block size.
 CASES = {
-    "1.1": ([(each(LONG, 50), 64), (each(LONG, 50), 128)], ("format",), 224),
-    "1.2": ([(each(LONG, 150), 64), (each(LONG, 150), 128)], ("format", "layout"), 224),
-    "1.3": ([([(LONG[0], 600), (LONG[1], 100)], 50), ([(LONG[1], 1700)], 128), ([(LONG[0], 300)], 23)],
-            ("format", "layout", "truncation"), 224),
-    "1.4": ([(each(LONG, 200), 64), (each(LONG, 300), 128)], ("format", "layout", "masked"), 224),
-    "1.5": ([(each(SHORT, 50) + [(NON_ASCII, 300)], 64)], ("format", "layout", "short"), 224),
-    "1.6": ([([(_LONG[0], 500), (_LONG[1], 200)] + each(_REST, 50), 33),
-             ([(_LONG[0], 200), (_LONG[1], 1000)] + each(_REST, 50), 77),
-             (each(_LONG, 300), 128)], span.ASPECTS, 5),
+    "1.1": Cases([(each(LONG, 50), 64), (each(LONG, 50), 128)],
+                 [(each(_H_LONG, 50), 40), (each(_H_LONG, 50), 96)], "format"),
+    "1.2": Cases([(each(LONG + [NON_ASCII], 150), 64), (each(LONG + [NON_ASCII], 150), 128)],
+                 [(each(_H_LONG, 150), 40), (each(_H_LONG, 150), 96)], "layout"),
+    "1.3": Cases([([(LONG[0], 600), (LONG[1], 100)], 50), ([(LONG[1], 1700)], 128), ([(LONG[0], 300)], 23)],
+                 [([(_H_LONG[0], 500), (_H_LONG[1], 200)], 33), ([(_H_LONG[0], 200), (_H_LONG[1], 1000)], 77)],
+                 "truncation"),
+    "1.4": Cases([(each(LONG, 300), 64), (each(LONG, 800), 128)],
+                 [(each(_H_LONG, 400), 40), (each(_H_LONG, 500), 96)], "masked"),
+    "1.5": Cases([(each(SHORT, 50), 64)], [(each(_H_SHORT, 50), 40), (each(_H_SHORT, 50), 96)], "short"),
 }
+
+
+def evaluate_case(draw, case: Cases, seed_offset: int = 0):
+    """(report on the shown cases, report on the held-out ones) for one test's aspect."""
+    aspects = (case.aspect,)
+    return (span.evaluate(draw, case.shown, aspects, case.seed + seed_offset),
+            span.evaluate(draw, case.held_out, aspects, case.seed + seed_offset + 1, reveal=False))
 
 
 class SpanCase(GradedTestCase):
@@ -80,7 +104,7 @@ class SpanCase(GradedTestCase):
             text = str(exc)
             what = "ds[i] raised " + text.split(" raised ", 1)[1] if " raised " in text else text
             hint = ""
-            if "non-integer" in text:
+            if "non-integer" in text or "cannot be interpreted as an integer" in text:   # Python < 3.12, >= 3.12
                 hint = (f"\n  Hint: random.randint needs integer bounds, and block_size*7/8 = {block_size * 7 / 8:g} "
                         f"is not an integer here: use int(block_size*7/8).")
             raise AssertionError(f"Drawing examples from {label}: {what}{hint}") from None
@@ -92,13 +116,24 @@ class SpanCase(GradedTestCase):
             start += repeats
         return out, stoi, corpus
 
-    def run_checks(self, number: str) -> span.SpanReport:
-        cases, aspects, seed = CASES[number]
-        report = span.evaluate(self.draw, cases, aspects, seed, reveal=not self.hidden)
-        problems = report.message(aspects)
+    def run_checks(self, number: str) -> None:
+        """Fail with the problems of the test's aspect; report what only the project checks."""
+        case = CASES[number]
+        shown, held_out = evaluate_case(self.draw, case)
+        problems = []
+        if shown.problems((case.aspect,)):
+            problems.append(f"Over {shown.draws} examples drawn from your CharCorruptionDataset:\n"
+                            f"{shown.message((case.aspect,))}")
+        if held_out.problems((case.aspect,)):
+            sizes = " and ".join(str(b) for b in sorted({b for _, b in case.held_out}))
+            problems.append(f"Over {held_out.draws} examples drawn on a held-out corpus (block sizes {sizes}; its "
+                            f"documents are not shown):\n{held_out.message((case.aspect,))}")
+        noticed = shown.notices((case.aspect,)) + held_out.notices((case.aspect,))
+        if noticed:
+            self.note("Also noticed (not counted: the course's grader does not check this):\n"
+                      + "\n".join(f"  - {n}" for n in noticed[:6]))
         if problems:
-            raise AssertionError(f"Over {report.draws} examples drawn from your CharCorruptionDataset:\n{problems}")
-        return report
+            raise AssertionError("\n".join(problems))
 
 
 class TestSpanCorruption(SpanCase):
@@ -116,10 +151,10 @@ class TestSpanCorruption(SpanCase):
     @visibility("visible")
     @time_limit(60)
     def test_layout(self):
-        """Span corruption: prefix ⁇ suffix ⁇ masked, padded at the end; no character lost or repeated"""
+        """Span corruption: prefix ⁇ suffix ⁇ masked (a trailing ⁇ allowed), padded; no character lost or repeated"""
         self.run_checks("1.2")
 
-    @weight(2)
+    @weight(3)
     @number("1.3")
     @visibility("visible")
     @time_limit(90)
@@ -127,7 +162,7 @@ class TestSpanCorruption(SpanCase):
         """Span corruption: truncation keeps a prefix of random length in [4, int(block_size*7/8)]"""
         self.run_checks("1.3")
 
-    @weight(2)
+    @weight(3)
     @number("1.4")
     @visibility("visible")
     @time_limit(90)
@@ -139,14 +174,6 @@ class TestSpanCorruption(SpanCase):
     @number("1.5")
     @visibility("visible")
     @time_limit(60)
-    def test_short_empty_and_non_ascii(self):
-        """Span corruption: documents shorter than 4 characters, an empty one and non-ASCII text"""
+    def test_short_documents(self):
+        """Span corruption: documents shorter than 4 characters (an empty one too) are kept whole"""
         self.run_checks("1.5")
-
-    @weight(2)
-    @number("1.6")
-    @visibility(HIDDEN)
-    @time_limit(120)
-    def test_hidden_corpus(self):
-        """Span corruption: every property on another corpus and other block sizes"""
-        self.run_checks("1.6")
