@@ -1,20 +1,69 @@
 """Reading notebook-export source as text and AST: pure functions, nothing is executed.
 
-Shared by the worker's notebook loader and the trusted side's static scan, so both see the
-same statements of a file whose shell lines or broken cells make it invalid Python.
+Shared by the worker's notebook loader, the trusted side's static scan and the ``.ipynb``
+reader, so all three see the same statements of a file whose IPython lines or broken
+cells make it invalid Python. IPython syntax is rewritten the way IPython's own input
+transformers rewrite it, keeping every line number:
+
+- a shell line ``!cmd`` or a line magic ``%magic args`` on its own becomes ``pass`` (it
+  does not run on a grader);
+- ``x = !cmd`` becomes ``x = get_ipython().getoutput('cmd')`` and ``x = %magic args``
+  ``x = get_ipython().run_line_magic('magic', 'args')``, at any indentation (inside a
+  function too); the loader's ``get_ipython()`` answers ``[]`` and ``None``;
+- a cell magic ``%%name``: when the cell's body is Python run in the notebook's namespace
+  (``%%time``, ``%%capture``, ``%%prun``) only the magic line becomes ``pass`` and the body
+  stays; for any other (``%%bash``, ``%%writefile``, ``%%html``, ``%%timeit``, which leaves
+  no names behind) the body is commented out up to the end of its cell: the next ``# %%``
+  marker, or, in a file without markers (Colab's "Download .py"), the next blank line.
 """
 from __future__ import annotations
 
 import ast
 import re
 
-_MAGIC = re.compile(r"^(\s*)([!%].*)$")
+PYTHON_CELL_MAGICS = frozenset({"time", "capture", "prun"})
+
+_CELL_MARKER = re.compile(r"^# %%")
+_CELL_MAGIC = re.compile(r"^%%(\w+)")
+_ALONE = re.compile(r"^(\s*)([!%].*)$")
+_ASSIGNED = re.compile(r"^(\s*[\w.]+(?:\s*,\s*[\w.]+)*\s*=\s*)([!%])(.*)$")
 _BLOCK_START = re.compile(r"^[^\s#)\]}]")
 
 
+def _assigned(match: re.Match) -> str:
+    lhs, kind, rest = match.groups()
+    if kind == "!":
+        return f"{lhs}get_ipython().getoutput({rest.strip()!r})"
+    name, _, args = rest.lstrip("%").strip().partition(" ")
+    return f"{lhs}get_ipython().run_line_magic({name!r}, {args.strip()!r})"
+
+
 def neutralize(source: str) -> str:
-    """``!shell`` and ``%magic`` lines become ``pass`` (same line numbers)."""
-    return "\n".join(_MAGIC.sub(r"\1pass  # notebook line not run", line) for line in source.splitlines())
+    """``source`` with IPython syntax rewritten as described in the module docstring."""
+    lines = source.splitlines()
+    has_markers = any(_CELL_MARKER.match(line) for line in lines)
+    out: list[str] = []
+    skipping = False
+    for line in lines:
+        if skipping:
+            ends = _CELL_MARKER.match(line) if has_markers else not line.strip()
+            if not ends:
+                out.append("# " + line if line.strip() else line)
+                continue
+            skipping = False
+        magic = _CELL_MAGIC.match(line)
+        if magic:
+            runs = magic.group(1) in PYTHON_CELL_MAGICS
+            out.append(f"pass  # cell magic: {line[:100]}" + (" (the cell's body runs)" if runs
+                                                               else " (the cell's body is not Python run here)"))
+            skipping = not runs
+            continue
+        assigned = _ASSIGNED.match(line)
+        if assigned:
+            out.append(_assigned(assigned))
+            continue
+        out.append(_ALONE.sub(r"\1pass  # notebook line not run: \2", line))
+    return "\n".join(out)
 
 
 def parse_skipping_broken_blocks(source: str, filename: str, notes: list[str] | None = None) -> ast.Module:

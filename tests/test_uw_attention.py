@@ -88,7 +88,8 @@ def _outputs(result) -> dict:
 
 
 def test_every_fixture_has_an_expectation():
-    assert {p.name for p in FIXTURES.iterdir() if p.is_dir()} == set(EXPECTED_FAILURES)
+    # real_work/ is the corpus of whole uploads (tests/test_uw_attention_real_work.py)
+    assert {p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name != "real_work"} == set(EXPECTED_FAILURES)
 
 
 def test_reference_gets_full_marks(pool):

@@ -72,6 +72,35 @@ def test_a2s1_assigns_the_graded_names():
     for path in (TEMPLATE / "A2S1.py", REFERENCE / "A2S1.py"):
         assigned = [t.id for node in _tree(path).body if isinstance(node, ast.Assign)
                     for t in node.targets if isinstance(t, ast.Name)]
-        for name in ("query121", "query122", "query131", "query132", "K", "V"):
+        for name in ("query121", "query122", "query131", "query132", "key", "value"):
             assert name in assigned, (path, name)
         assert assigned.count("m_key") == 2, path
+
+
+def _given_cells(path: Path) -> list[str]:
+    """A2S1's given statements, from the seed to ``check_query``, unparsed (markdown and prints dropped)."""
+    body = [ast.unparse(n) for n in _tree(path).body
+            if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    start = body.index("torch.manual_seed(447)")
+    end = next(i for i, s in enumerate(body) if s.startswith("def check_query("))
+    return [s for s in body[start:end + 1] if not s.startswith("print(")]
+
+
+def test_a2s1_given_cells_are_the_starters():
+    """Seeded draws normalised and rounded in place, then the given attention and check_query:
+    the same statements in the template and the reference."""
+    template = _given_cells(TEMPLATE / "A2S1.py")
+    assert template[:7] == [
+        "torch.manual_seed(447)",
+        "key = torch.randn(4, 3)", "key /= torch.norm(key, dim=1, keepdim=True)", "key.round_(decimals=2)",
+        "value = torch.randn(4, 3)", "value /= torch.norm(value, dim=1, keepdim=True)", "value.round_(decimals=2)"]
+    assert template == _given_cells(REFERENCE / "A2S1.py")
+
+
+def test_a2s3_given_cells_are_the_starters():
+    """The notebook's tqdm (tqdm.notebook), datasets at top level and the tqdm-wrapped loops."""
+    for path in (TEMPLATE / "A2S3.py", REFERENCE / "A2S3.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "from tqdm.notebook import tqdm" in text and "from datasets import load_dataset" in text, path
+        assert "!pip install torch transformers datasets tqdm gdown==v4.6.3" in text, path
+        assert text.count("total=len(dataloader)) as tq:") == 2 and "tq.set_postfix(" in text, path

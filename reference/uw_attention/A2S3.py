@@ -7,8 +7,8 @@ Original file is located at
     https://colab.research.google.com/drive/1Yq2uW447a2s3ReferenceSolution00
 """
 
-!pip install transformers datasets
-!nvidia-smi
+!pip install torch transformers datasets tqdm gdown==v4.6.3
+!mkdir -p checkpoints
 
 """# A2S3: Finetuning RoBERTa on SST-2 with HuggingFace
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from tqdm.notebook import tqdm
 from transformers import AutoTokenizer, RobertaForSequenceClassification
 from datasets import load_dataset
 
@@ -116,15 +116,17 @@ def compute_accuracy(predictions, labels):
 def train_one_epoch(model, dataloader, optimizer, epoch):
     model.train()
     total_loss = 0.0
-    for batch in tqdm(dataloader, desc=f"epoch {epoch}"):
-        text_encoding = batch["text_encoding"].to(model.device)
-        labels = batch["label_encoding"].to(model.device)
-        output = model(**text_encoding, labels=labels)
-        loss = output.loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item()
+    with tqdm(dataloader, desc=f"Train Ep {epoch}", total=len(dataloader)) as tq:
+        for batch in tq:
+            text_encoding = batch["text_encoding"].to(model.device)
+            labels = batch["label_encoding"].to(model.device)
+            output = model(**text_encoding, labels=labels)
+            loss = output.loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+            tq.set_postfix({"loss": loss.item()})
     return total_loss / max(len(dataloader), 1)
 
 
@@ -132,11 +134,13 @@ def evaluate(model, dataloader):
     model.eval()
     predictions, labels = [], []
     with torch.no_grad():
-        for batch in dataloader:
-            text_encoding = batch["text_encoding"].to(model.device)
-            logits = model(**text_encoding).logits
-            predictions.append(torch.argmax(logits, dim=-1).cpu())
-            labels.append(batch["label_encoding"].cpu())
+        with tqdm(dataloader, desc="Eval", total=len(dataloader)) as tq:
+            for batch in tq:
+                text_encoding = batch["text_encoding"].to(model.device)
+                logits = model(**text_encoding).logits
+                predictions.append(torch.argmax(logits, dim=-1).cpu())
+                labels.append(batch["label_encoding"].cpu())
+                tq.set_postfix({"batches": len(labels)})
     if not labels:
         return 0.0
     return compute_accuracy(torch.cat(predictions), torch.cat(labels))

@@ -9,7 +9,8 @@
 # ## Step 0: Preparation
 
 # %%
-!pip install transformers datasets
+!pip install torch transformers datasets tqdm gdown==v4.6.3
+!mkdir -p checkpoints
 
 # %%
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from tqdm.notebook import tqdm
 from transformers import AutoTokenizer, RobertaForSequenceClassification
 from datasets import load_dataset
 
@@ -104,16 +105,26 @@ def compute_accuracy(predictions, labels):
 
 
 def train_one_epoch(model, dataloader, optimizer, epoch):
-    # TODO: put the model in training mode; for each batch, move the encodings to
-    # model.device, compute loss = model(**text_encoding, labels=labels).loss, then
-    # zero the gradients, backpropagate and take an optimizer step
-    pass
+    # TODO: put the model in training mode
+    with tqdm(dataloader, desc=f"Train Ep {epoch}", total=len(dataloader)) as tq:
+        for batch in tq:
+            # TODO: move the encodings to model.device, compute
+            # loss = model(**text_encoding, labels=labels).loss, then zero the gradients,
+            # backpropagate and take an optimizer step
+            loss = None
+            tq.set_postfix({"loss": loss})
 
 
 def evaluate(model, dataloader):
-    # TODO: put the model in evaluation mode; without tracking gradients, predict the argmax
-    # of the logits for every batch; return compute_accuracy(predictions, labels)
-    pass
+    # TODO: put the model in evaluation mode and do not track gradients
+    predictions, labels = [], []
+    with tqdm(dataloader, desc="Eval", total=len(dataloader)) as tq:
+        for batch in tq:
+            # TODO: predict the argmax of the logits for the batch; keep the predictions
+            # and the labels
+            pass
+    # TODO: return compute_accuracy(predictions, labels)
+    return None
 
 # %% [markdown]
 # Q3.1 - Q3.3: in your report.

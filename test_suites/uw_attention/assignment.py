@@ -1,9 +1,12 @@
 """UW CSE 447/517 (Winter 2024) A2: attention and transformers: A2S1, A2S2 §2.1 and A2S3.
 
 Students submit their Colab notebooks downloaded as Python (``A2S1.py``, ``A2S2.py``,
-``A2S3.py``; the ``.ipynb`` is accepted too). All are loaded statement by statement (``loader="notebook"``):
-shell lines, top-level calls, loops and training never run, and a broken cell does not
-sink the graded ones.
+``A2S3.py``; the ``.ipynb`` of any nbformat version is accepted too). All are loaded as Colab
+ran them, statement by statement (``loader="notebook"``): every top-level statement runs in
+order (A2S1's given cell seeds, normalises and rounds ``key``/``value`` in place), except
+shell lines and magics, statements that raise (downloads fail offline) and statements past
+the time cap (training); a broken cell does not sink the graded ones; ``tqdm.notebook`` is
+plain ``tqdm`` and IPython's display helpers are inert.
 
 Points (edit ``POINTS`` only; every test reads its weight from there):
 
@@ -13,7 +16,8 @@ attention ``softmax(q Kᵀ) V`` and the target; an error of at most 0.05 gets fu
   1.2.2 query122 selects every value (identity) ...... 2
   1.3.1 query131 averages all values ................. 2
   1.3.2 query132 averages v0 and v1 .................. 2
-  1.4.1 m_key: new k2, query132 averages v0..v2 ...... 1  extra credit for 447 (``EXTRA_CREDIT``)
+  1.4.1 m_key: new k2, query132 averages v0..v2 ...... 1  extra credit for 447 (``EXTRA_CREDIT``);
+        graded from the value m_key had when the file passed it to check_query
   1.4.2 m_key: unit k2, query132 returns v2 .......... 1  extra credit for 447
 
 A2S2 §2.1, attention from scratch (each function on its own against the reference, then

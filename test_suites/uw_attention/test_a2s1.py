@@ -15,6 +15,7 @@ from autograder.trusted.remote import Remote
 
 POINTS = import_file(Path(__file__).with_name("assignment.py"),
                      "_autograder_suites.uw_attention.assignment").POINTS
+load_notes = import_file(Path(__file__).with_name("load_notes.py"), "_autograder_suites.uw_attention.load_notes")
 
 TOL = 0.05            # the handout's full-credit error
 KEY_TOL = 1e-6        # rows of m_key that must stay equal to K
@@ -75,13 +76,9 @@ def as_matrix(value, name: str, rows: int) -> torch.Tensor:
 
 class _QueryCase(GradedTestCase):
 
-    def parse_notes(self) -> None:
-        """Tell the student which parts of their file could not be read (a broken cell)."""
-        for text in self.load_notes("A2S1") or ():
-            if isinstance(text, str) and "parse" in text:
-                self.note(f"A2S1.py {text}")
-
     def answer(self, name: str, rows: int) -> torch.Tensor:
+        """The student's ``name`` as a (rows, 3) float64 tensor; what the loader skipped about it is shown."""
+        load_notes.show(self, "A2S1", names=(name, "key", "value"), everything=name == "query121")
         return as_matrix(getattr(self.student("A2S1"), name), name, rows)
 
     def check_output(self, q: torch.Tensor, keys: torch.Tensor, target: torch.Tensor, what: str) -> None:
@@ -103,7 +100,6 @@ class TestSelection(_QueryCase):
     @time_limit(20)
     def test_select_v0(self):
         """1.2.1 query121 selects v0"""
-        self.parse_notes()
         self.check_output(self.answer("query121", 1), K, V[0:1], "softmax(query121 Kᵀ) V compared with v0")
 
     @weight(POINTS["1.2.2"])
@@ -134,13 +130,18 @@ class TestAveraging(_QueryCase):
 
 
 class TestInteractions(_QueryCase):
-    """§1.4 reuses the name m_key: 1.4.1 is graded from its first value, 1.4.2 from its last."""
+    """§1.4 reuses the name m_key: 1.4.1 is graded from the value m_key had when the file checked
+    it (its own check_query call), 1.4.2 from its last value.
 
-    def m_key_values(self) -> list:
-        values = self.history("A2S1", "m_key")
-        if not values:
+    The loader records m_key's value before each rebinding, at each call it is passed to, and
+    at the end (``"rebound"``, ``"call"``, ``"final"`` events, in the file's order)."""
+
+    def m_key_events(self) -> list[dict]:
+        load_notes.show(self, "A2S1", names=("m_key",))
+        events = [e for e in self.history("A2S1", "m_key") or () if isinstance(e, dict) and "value" in e]
+        if not events:
             raise AssertionError("m_key is never assigned in your A2S1.py, so §1.4 could not be graded.")
-        return list(values)
+        return events
 
     def check_keys(self, m_key: torch.Tensor, part: str) -> None:
         moved = [i for i in (0, 1, 3) if float((m_key[i] - K[i]).abs().max()) > KEY_TOL]
@@ -150,35 +151,57 @@ class TestInteractions(_QueryCase):
                 f"{part}: only k2 (row 2 of m_key) may change, but row(s) {moved} differ from K "
                 f"(tolerance {KEY_TOL:g}): {rows}.")
 
+    def candidates_141(self, events: list[dict]) -> list[tuple[dict, torch.Tensor]]:
+        """The values m_key had before 1.4.2 that change k2: those the file passed to check_query
+        first, then the others in order (a plain copy of K is not an answer)."""
+        changed = []
+        for e in events:
+            try:
+                m = as_matrix(e["value"], "m_key", 4)
+            except AssertionError:
+                continue
+            if float((m[2] - K[2]).abs().max()) > KEY_TOL:
+                changed.append((e, m))
+        earlier = [c for c in changed if c[0].get("event") != "final"] or changed
+        checked = [c for c in earlier if c[0].get("function") == "check_query"]
+        return checked + [c for c in earlier if c not in checked]
+
     @weight(POINTS["1.4.1"])
     @number("1.4.1")
     @time_limit(20)
     def test_average_three(self):
-        """1.4.1 m_key (first value): a new k2 makes query132 average v0, v1 and v2"""
-        values = self.m_key_values()
-        # A plain copy (m_key = K.clone()) recorded before row 2 was edited is not the answer.
-        matrices = []
-        for v in values:
-            try:
-                matrices.append(as_matrix(v, "m_key (its first value, for 1.4.1)", 4))
-            except AssertionError:
-                matrices.append(None)
-        changed = [m for m in matrices if m is not None and float((m[2] - K[2]).abs().max()) > KEY_TOL]
-        m_key = changed[0] if changed else as_matrix(values[0], "m_key (its first value, for 1.4.1)", 4)
-        if len(values) > 2 or (changed and changed[0] is not matrices[0]):
-            self.note(f"m_key was assigned {len(values)} times; 1.4.1 is graded from its first "
-                      "value that changes k2, 1.4.2 from its last value.")
-        self.check_keys(m_key, "1.4.1")
+        """1.4.1 m_key (its value when checked): a new k2 makes query132 average v0, v1 and v2"""
+        events = self.m_key_events()
+        candidates = self.candidates_141(events)
         q = self.answer("query132", 1)
-        self.check_output(q, m_key, V[0:3].mean(dim=0, keepdim=True),
-                          "softmax(query132 m_keyᵀ) V compared with the mean of v0, v1 and v2")
+        target = V[0:3].mean(dim=0, keepdim=True)
+        what = "softmax(query132 m_keyᵀ) V compared with the mean of v0, v1 and v2"
+        if not candidates:
+            m_key = as_matrix(events[0]["value"], "m_key (its first value, for 1.4.1)", 4)
+            self.check_keys(m_key, "1.4.1")
+            self.check_output(q, m_key, target, what + " (m_key's k2 is still K's k2)")
+            return
+        failures = []
+        for event, m_key in candidates:
+            try:
+                self.check_keys(m_key, "1.4.1")
+                self.check_output(q, m_key, target, what)
+            except AssertionError as exc:
+                failures.append((event, exc))
+                continue
+            if len(events) > 2:
+                self.note(f"1.4.1 graded from the value m_key had at line {event.get('line')} "
+                          f"({_where(event)}); 1.4.2 from its last value.")
+            return
+        event, exc = failures[0]
+        raise AssertionError(f"{exc}\n  (m_key as it was at line {event.get('line')}, {_where(event)})") from None
 
     @weight(POINTS["1.4.2"])
     @number("1.4.2")
     @time_limit(20)
     def test_return_v2(self):
         """1.4.2 m_key (last value): a unit-length k2 makes query132 return v2"""
-        m_key = as_matrix(self.m_key_values()[-1], "m_key (its last value, for 1.4.2)", 4)
+        m_key = as_matrix(self.m_key_events()[-1]["value"], "m_key (its last value, for 1.4.2)", 4)
         self.check_keys(m_key, "1.4.2")
         norm = float(m_key[2].norm())
         if abs(norm - 1) > NORM_TOL:
@@ -186,3 +209,10 @@ class TestInteractions(_QueryCase):
                                  f"it must have length 1 (within {NORM_TOL:g}).")
         q = self.answer("query132", 1)
         self.check_output(q, m_key, V[2:3], "softmax(query132 m_keyᵀ) V compared with v2")
+
+
+def _where(event: dict) -> str:
+    kind = event.get("event")
+    if kind == "call":
+        return f"passed to {event.get('function')}(...)"
+    return "before m_key was assigned again" if kind == "rebound" else "at the end of the file"

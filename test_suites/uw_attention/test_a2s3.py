@@ -54,8 +54,11 @@ from autograder.trusted.remote import Remote
 HERE = Path(__file__).parent
 POINTS = import_file(HERE / "assignment.py", "_autograder_suites.uw_attention.assignment").POINTS
 tiny = import_file(HERE / "tiny_roberta.py", "_autograder_suites.uw_attention.tiny_roberta")
+load_notes = import_file(HERE / "load_notes.py", "_autograder_suites.uw_attention.load_notes")
 HIDDEN = "after_published"
 MODULE = "A2S3"
+NOTED_NAMES = ("SST2Example", "SST2Dataset", "compute_accuracy", "train_one_epoch", "evaluate", "tqdm")
+# (load notes about statements defining these are shown in every test; all of them in 3.1)
 LR = 1e-3
 LONG_TEXT = " ".join(["the film is a warm and funny joy"] * 80)   # > 512 tokens
 
@@ -97,7 +100,11 @@ class _A2S3Case(GradedTestCase):
 
     atol = rtol = 1e-5
 
-    def a2s3(self):
+    def a2s3(self, every_note: bool = False):
+        """The student's module; the first call of a test shows what loading it skipped."""
+        if not getattr(self, "_load_notes_shown", False):
+            self._load_notes_shown = True
+            load_notes.show(self, MODULE, names=NOTED_NAMES, everything=every_note)
         return self.student(MODULE)
 
     # -- objects in the worker --------------------------------------------------------
@@ -175,6 +182,7 @@ class TestDataset(_A2S3Case):
     @time_limit(60)
     def test_dataset(self):
         """SST2Dataset: __len__, __getitem__ (the SST2Example) and __iter__ (in order) on 10 examples"""
+        self.a2s3(every_note=True)
         self.check_dataset(tiny.raw_rows(range(10)))
 
 
