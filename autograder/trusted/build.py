@@ -94,6 +94,8 @@ def _named_strings(sources: list[str]) -> set[str]:
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 names.add(node.value)
+                if node.value.isidentifier():           # sibling(__file__, "helpers") names helpers.py
+                    names.add(node.value + ".py")
             elif isinstance(node, ast.Import):
                 names.update(a.name.split(".")[-1] + ".py" for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
