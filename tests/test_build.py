@@ -15,7 +15,7 @@ from autograder.trusted.build import autograder_zip, public_files, student_bundl
 from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON
 from autograder.trusted.runner import collect_tests, grade
 from autograder.trusted.strip_hidden import hidden_methods
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, MINI_PROJECT, ROOT
 
 ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention", "cs224n_pretraining"]
 
@@ -185,3 +185,34 @@ def test_build_lists_the_visible_tests_the_bundle_leaves_to_the_server(built):
     assert any(test.startswith("1.2.4 ") and "reference" in why for test, why in undecided.items()), undecided
     names = {c.shortDescription().strip(): c._testMethodName for c in collect_tests("ift6135_vit_lstm")}
     assert not {names.get(test.split(" ", 1)[1]) for test in undecided} & hidden
+
+
+def test_the_bundle_ships_nothing_only_hidden_tests_use(tmp_path, monkeypatch):
+    """A hidden test's corpus, seeds, module-level helper and test-class helper stay on the server,
+    transitively; what the visible tests use ships."""
+    import shutil
+    from autograder.trusted.build import student_suite_files
+    project = tmp_path / "project"
+    for kind in ("test_suites", "reference", "student_template"):
+        shutil.copytree(MINI_PROJECT / kind / "mini", project / kind / "canary")
+    config = project / "test_suites" / "canary" / "assignment.py"
+    config.write_text(config.read_text().replace('name="mini"', 'name="canary"'))
+    (project / "test_suites" / "canary" / "test_more.py").write_text(
+        "import torch\n\nfrom autograder.suite import GradedTestCase, number, time_limit, visibility, weight\n\n"
+        "HIDDEN_CORPUS = ['CANARY-CORPUS']\nSEEDS = (7, 8)\nVISIBLE_INPUT = [1.0, 2.0]\n\n\n"
+        "def hidden_helper():\n    return [c.lower() for c in HIDDEN_CORPUS], SEEDS\n\n\n"
+        "def shared_helper(x):\n    return 2 * x\n\n\n"
+        "class TestMore(GradedTestCase):\n"
+        "    def check_secretly(self):\n        return hidden_helper()\n\n"
+        "    def check_openly(self, x):\n        return shared_helper(x)\n\n"
+        "    @weight(0)\n    @number('8')\n    @time_limit(5)\n    @visibility('hidden')\n"
+        "    def test_hidden(self):\n        \"\"\"hidden\"\"\"\n        self.check_secretly()\n\n"
+        "    @weight(0)\n    @number('9')\n    @time_limit(5)\n"
+        "    def test_visible(self):\n        \"\"\"visible\"\"\"\n        self.check_openly(torch.tensor(VISIBLE_INPUT))\n")
+    monkeypatch.setenv("AUTOGRADER_PROJECT", str(project))
+    shipped = student_suite_files("canary")["test_more.py"].decode()
+    for gone in ("CANARY-CORPUS", "HIDDEN_CORPUS", "SEEDS", "hidden_helper", "check_secretly", "test_hidden"):
+        assert gone not in shipped, gone
+    for kept in ("VISIBLE_INPUT", "shared_helper", "check_openly", "test_visible"):
+        assert kept in shipped, kept
+    ast.parse(shipped)

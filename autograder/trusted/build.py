@@ -30,7 +30,7 @@ from autograder.trusted.deterministic_zip import DeterministicZip
 from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON, record
 from autograder.trusted.requirements_lock import python_of, requirements_txt
 from autograder.trusted.runner import BUNDLE_MARKER, _method, collect_tests
-from autograder.trusted.strip_hidden import hidden_methods, strip_methods
+from autograder.trusted.strip_hidden import hidden_methods, strip_methods, strip_unused
 
 PACKAGE = Path(autograder.__file__).resolve().parent
 REPO = PACKAGE.parent                   # setup.sh, run_autograder and pyproject.toml live here
@@ -125,7 +125,7 @@ def student_suite_files(assignment: str) -> dict[str, bytes]:
         if rel == "assignment.py" or path.resolve() in public:
             shipped[rel] = path.read_bytes()
         elif rel.startswith("test_") and rel.endswith(".py") and "/" not in rel:
-            shipped[rel] = strip_methods(path.read_text(), hidden.get(path.resolve(), {})).encode()
+            shipped[rel] = strip_unused(strip_methods(path.read_text(), hidden.get(path.resolve(), {}))).encode()
         elif rel.endswith(".py"):
             modules[rel] = path
     while True:       # a support module ships when shipped code names it (transitively)

@@ -51,3 +51,69 @@ def strip_methods(source: str, doomed: dict[str, set[str]]) -> str:
     if kept:
         raise RuntimeError(f"could not strip hidden tests {sorted(kept)}")
     return stripped
+
+
+_KEEP_METHODS = {"setUp", "tearDown", "setUpClass", "tearDownClass", "run"}    # unittest calls them
+_KEEP_FUNCTIONS = {"setUpModule", "tearDownModule", "load_tests"}
+
+
+def _defined(node: ast.stmt) -> set[str] | None:
+    """What a removable top-level statement defines (None: never removed: imports, code, dunders)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names = {node.name}
+    elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if not all(isinstance(t, ast.Name) for t in targets):
+            return None
+        names = {t.id for t in targets}
+    else:
+        return None
+    return None if any(n.startswith("__") or n in _KEEP_FUNCTIONS for n in names) else names
+
+
+def _is_test_class(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ClassDef) and any(
+        isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test") for f in node.body)
+
+
+def strip_unused(source: str) -> str:
+    """``source`` without what nothing left in it uses: module-level functions, classes and
+    constants, and helper methods of test classes, removed until none is left (a hidden test's
+    corpus, seeds or helpers do not outlive it). Imports and test methods stay."""
+    while True:
+        tree = ast.parse(source)
+        nodes: list[tuple[ast.stmt, set[str]]] = []       # (removable node, the names it defines)
+        for top in tree.body:
+            if _is_test_class(top):
+                nodes += [(f, {f.name}) for f in top.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                          and not f.name.startswith("test") and f.name not in _KEEP_METHODS
+                          and not f.name.startswith("__")]
+            else:
+                defined = _defined(top)
+                if defined is not None:
+                    nodes.append((top, defined))
+        dead = []
+        for node, names in nodes:
+            inside = {id(n) for n in ast.walk(node)}
+            used = set()
+            for other in tree.body:
+                if other is node:
+                    continue
+                for sub in ast.walk(other):
+                    if id(sub) in inside:
+                        continue
+                    if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                        used.add(sub.id)
+                    elif isinstance(sub, ast.Attribute):
+                        used.add(sub.attr)
+                    elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                        used.add(sub.value)
+            if not names & used:
+                dead.append(node)
+        if not dead:
+            return source
+        lines = source.splitlines(keepends=True)
+        for node in sorted(dead, key=lambda n: -n.lineno):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            lines[first - 1:node.end_lineno] = []
+        source = "".join(lines)
