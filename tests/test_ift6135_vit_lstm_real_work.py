@@ -51,13 +51,13 @@ def pool():
         yield started
 
 
-def _submission(tmp_path: Path, name: str) -> Path:
+def _submission(tmp_path: Path, name: str, corpus: dict = CORPUS) -> Path:
     """The reference with the fixture's edits applied."""
     sub = tmp_path / name
     sub.mkdir()
     for f in REFERENCE.glob("*.py"):
         shutil.copy(f, sub / f.name)
-    for filename, replacements in CORPUS[name].items():
+    for filename, replacements in corpus[name].items():
         text = (sub / filename).read_text()
         for old, new in replacements:
             assert text.count(old) == 1, f"{name}: the edit does not apply once to {filename}: {old[:80]!r}"
@@ -74,8 +74,12 @@ def test_every_fixture_has_an_expectation():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fixture_scores_its_parts(name, pool, tmp_path):
-    result = grade_valid(ASSIGNMENT, _submission(tmp_path, name), pool, SEED)
-    partial, words = EXPECTED[name]
+    assert_parts(grade_valid(ASSIGNMENT, _submission(tmp_path, name), pool, SEED), *EXPECTED[name])
+
+
+def assert_parts(result, partial: dict, words: tuple) -> None:
+    """Every part earns its points but those of ``partial``; each failing test scores 0 and its
+    message holds every one of ``words``."""
     earned = {part: sum(t.score for t in result.tests if t.number.rsplit(".", 1)[0] == part) for part in PARTS}
     report = "\n".join(f"  {t.number} {t.score}/{t.max_score}: {t.output[:400]!r}"
                        for t in result.tests if t.score != t.max_score)

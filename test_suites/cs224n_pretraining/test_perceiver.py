@@ -197,6 +197,18 @@ class TestPerceiver(PerceiverCase):
         if g is None or float(g.abs().sum()) == 0:
             raise AssertionError("After loss.backward(), down_block.C has no gradient (or only zeros): the "
                                  "queries of DownProjectBlock's cross-attention must be computed from C.")
+        # The gradient is what the model reports (it could set it itself); that forward uses C is
+        # also checked on its own: the logits move when C does.
+        state = gpt.state_dict()
+        C = self.assert_tensor(state.get("down_block.C") if isinstance(state, dict) else None,
+                               shape=(1, M, D), what="down_block.C in the state_dict")
+        before = self.logits(gpt, idx, "Perceiver GPT")
+        gpt.load_state_dict({"down_block.C": C + 0.1 * torch.randn(C.shape, generator=generator(9))}, strict=False)
+        after = self.logits(gpt, idx, "Perceiver GPT with down_block.C changed")
+        if float((after - before).abs().max()) <= 1e-6:
+            raise AssertionError("Changing down_block.C (through load_state_dict) leaves the logits unchanged: "
+                                 "forward does not use C. The queries of DownProjectBlock's cross-attention must "
+                                 "be computed from C.")
 
     @weight(1)
     @number("2.7")

@@ -12,9 +12,17 @@ checks take the parametrisation from the student's own forward where they can:
   more positions than the fits have unknowns.
 - ``find_projections``: otherwise, the projections read off the parameter shapes of the
   known layouts, for the suite to load into the reference and compare.
-- ``judge_softmax``: when neither reads the projections (attention written inline over raw
-  parameters), the output must be an affine map of each head's inputs weighted by the
-  attention weights forward's own softmax produced.
+- ``judge_softmax``: when neither reads the projections (attention written inline over
+  parameters of no known layout), the output must be an affine map of each head's inputs
+  weighted by the attention weights forward's own softmax produced, and those weights must
+  be softmax(q_i . k_j) of affine maps of the input: their centred logarithms a bilinear
+  form of the positions, and not uniform.
+
+What the student's own methods returned inside forward (``judge_recorded``'s "own" readings)
+is accepted only once the suite confirms it (``confirm``): the method called directly on the
+same arguments gives it again, and differs from the reference on other inputs too, as a real
+bug does; ``load_matching`` loads a reading into the reference (the composite tests of
+test_vit.py use it to hold a block or a ViT against the reference with the student's weights).
 
 Tensors: x (B, T, E) with E = H*D; queries, keys, values (B, H, T, D); output (B, T, E).
 """
@@ -62,11 +70,14 @@ def reference_weights(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor
 
 # -- the forward's own calls -----------------------------------------------------
 def judge_recorded(x: torch.Tensor, output: torch.Tensor, calls: dict, num_heads: int,
-                   head_size: int) -> tuple[bool | None, str]:
+                   head_size: int, confirm=None) -> tuple[bool | None, str]:
     """(verdict, text) from the calls the forward made to its own attention methods.
 
     verdict None: no usable call was recorded (``text`` says so); False: a real failure
     (``text`` names it); True: forward is multi-head attention (``text`` is a note or "").
+    An output explained only by what the student's method returned inside forward needs
+    ``confirm(method, args, result)`` to return None (else it returns why not); without
+    ``confirm`` it is not accepted.
     """
     B, T, _ = x.shape
     H, D = num_heads, head_size
@@ -105,8 +116,12 @@ def judge_recorded(x: torch.Tensor, output: torch.Tensor, calls: dict, num_heads
     if affine_fit_error(features, target) <= TOLERANCE:
         return True, ""
     if own_features is not None and affine_fit_error(own_features, target) <= TOLERANCE:
-        return True, (f"forward applies your output projection to what your own {method} returned, "
-                      f"which is accepted here ({method} itself is graded in 2.3-2.4).")
+        doubt = confirm(method, tensors, own) if confirm is not None else "it could not be confirmed"
+        if doubt is None:
+            return True, (f"forward applies your output projection to what your own {method} returned, "
+                          f"which is accepted here ({method} itself is graded in 2.3-2.4).")
+        return False, (f"the output of forward is an affine map of what your {method} returned inside "
+                       f"forward, but {doubt}")
     return False, (f"the output of forward is not an affine map (the output projection) of the attention "
                    f"over the queries, keys and values it passes to {method}, position by position "
                    "(nothing else mixed in: no residual, no reordering of the positions)")
@@ -122,6 +137,9 @@ def judge_softmax(x: torch.Tensor, output: torch.Tensor, softmax_calls: list, nu
                     and _is_heads(c.get("result"), B, num_heads, T, T)), None)
     if weights is None:
         return None, f"no softmax in forward gave (B, H, T, T) = ({B}, {num_heads}, {T}, {T}) attention weights"
+    doubt = attention_weights_doubt(x, weights)
+    if doubt:
+        return False, f"the attention weights forward's softmax produced {doubt}"
     features = _rows(weights.double() @ x.double().unsqueeze(1))                  # (B*T, H*E)
     if affine_fit_error(features, _rows(output)) <= TOLERANCE:
         return True, ("your projections could not be identified, so forward was judged from the attention "
@@ -129,6 +147,34 @@ def judge_softmax(x: torch.Tensor, output: torch.Tensor, softmax_calls: list, nu
                       "attention-weighted inputs, as multi-head attention's is.")
     return False, ("the output of forward is not an affine map of each head's inputs weighted by the "
                    "attention weights its softmax produced")
+
+
+def attention_weights_doubt(x: torch.Tensor, weights: torch.Tensor) -> str:
+    """"" when ``weights`` (B, H, T, T) are softmax(q_i . k_j / sqrt(D)) for queries and keys
+    that are affine maps of the input x (B, T, E); else what is wrong with them. Row by row,
+    log weights minus their mean over the keys are then x~_i G_h (x_j - mean_j x_j) with
+    x~ = (x, 1): a least-squares fit in float64 on more entries than unknowns decides it."""
+    B, T, E = x.shape
+    w = weights.double()
+    if not bool((w > 0).all()):
+        return "has weights of exactly 0 (no mask is used in this assignment; every key gets some weight)"
+    centred = w.log() - w.log().mean(dim=-1, keepdim=True)                        # (B, H, T, T)
+    if float(centred.abs().max()) < 1e-3:
+        return ("are uniform: every position gets the same weight whatever the queries and keys "
+                "(averaging over the positions is not attention)")
+    xd = x.double()
+    queries = torch.cat([xd, torch.ones(B, T, 1, dtype=xd.dtype)], dim=-1)       # (B, T, E+1)
+    keys = xd - xd.mean(dim=1, keepdim=True)                                     # (B, T, E)
+    design = torch.einsum("bia,bjc->bijac", queries, keys).reshape(B * T * T, -1)
+    targets = centred.permute(0, 2, 3, 1).reshape(B * T * T, -1)                # one column per head
+    if len(design) <= design.shape[1]:
+        return "could not be told from other weights (too few positions for the fit)"
+    solution = torch.linalg.lstsq(design, targets, driver="gelsd").solution
+    error = float((design @ solution - targets).abs().max()) / max(1.0, float(targets.abs().max()))
+    if error > TOLERANCE:
+        return ("are not softmax(Q Kᵀ / sqrt(head_size)) of queries and keys computed from the input "
+                "position by position")
+    return ""
 
 
 # -- the parameters ----------------------------------------------------------------
@@ -167,11 +213,12 @@ def _fused_layouts(w: torch.Tensor, b: torch.Tensor, embed: int, num_heads: int)
     return [chunked, per_head]
 
 
-def find_projections(state: dict, embed: int, num_heads: int) -> list:
+def find_projections(state: dict, embed: int, num_heads: int, raw: bool = False) -> list:
     """Candidate readings of the student's four projections, the most plausible first:
     [([(W, b)] * 4, orders)], each order a (q, k, v, out) assignment of the maps.
-    Empty when the parameters fit no known layout: four (E, E) affine maps, or a fused
-    (3E, E) one plus an (E, E) one."""
+    Empty when the parameters fit no known layout: four (E, E) affine maps, a fused (3E, E)
+    one plus an (E, E) one, or (with ``raw``) raw parameters: four (E, E) matrices and four
+    (E,) biases. (2.5.3 judges raw parameters from forward's own softmax instead.)"""
     groups = _linear_groups(state)
     square = [(p, g["weight"], g["bias"]) for p, g in groups.items()
               if tuple(g["weight"].shape) == (embed, embed) and tuple(g["bias"].shape) == (embed,)]
@@ -189,4 +236,54 @@ def find_projections(state: dict, embed: int, num_heads: int) -> list:
         _, w, b = fused[0]
         orders = [list(p) + [3] for p in itertools.permutations(range(3))]
         return [(maps + [(square[0][1], square[0][2])], orders) for maps in _fused_layouts(w, b, embed, num_heads)]
-    return []
+    return _raw_readings(state, embed) if raw and not groups else []
+
+
+def _raw_readings(state: dict, embed: int) -> list:
+    """Raw parameters (no nn.Linear): exactly four (E, E) matrices and four (E,) biases, alone or
+    stacked along a first dimension (``W`` of shape (4, E, E)), paired in order, used as
+    ``x @ W + b`` or as ``F.linear(x, W, b)``."""
+    matrices, vectors = [], []
+    for key, value in state.items():
+        if type(key) is not str or type(value) is not torch.Tensor or not value.is_floating_point():
+            continue
+        shape = tuple(value.shape)
+        if shape[-2:] == (embed, embed) and len(shape) in (2, 3):
+            matrices += [(key, m) for m in (value.unbind(0) if len(shape) == 3 else [value])]
+        elif shape[-1:] == (embed,) and len(shape) in (1, 2):
+            vectors += [(key, v) for v in (value.unbind(0) if len(shape) == 2 else [value])]
+    if len(matrices) != 4 or len(vectors) != 4:
+        return []
+    roles = [_role_of(k.rpartition(".")[2]) for k, _ in matrices]
+    vector_roles = [_role_of(k.rpartition(".")[2]) for k, _ in vectors]
+    named = sorted(r for r in roles if r) == ["k", "o", "q", "v"]
+    if named and sorted(r for r in vector_roles if r) == ["k", "o", "q", "v"]:
+        vectors = [vectors[vector_roles.index(r)] for r in roles]          # b_q with W_q, whatever the order
+    natural = [roles.index(r) for r in "qkvo"] if named else [0, 1, 2, 3]
+    orders = [natural] + [list(p) for p in itertools.permutations(range(4)) if list(p) != natural]
+    return [([(m.t(), v) for (_, m), (_, v) in zip(matrices, vectors)], orders),
+            ([(m, v) for (_, m), (_, v) in zip(matrices, vectors)], orders)]
+
+
+def reading_state(maps: list, order: list) -> dict:
+    """The reference MultiHeadedAttention's state dict for one reading (maps in (q, k, v, out) ``order``)."""
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (maps[i] for i in order)
+    return {"q_proj.weight": wq.contiguous(), "q_proj.bias": bq.contiguous(),
+            "k_proj.weight": wk.contiguous(), "k_proj.bias": bk.contiguous(),
+            "v_proj.weight": wv.contiguous(), "v_proj.bias": bv.contiguous(),
+            "out_proj.weight": wo.contiguous(), "out_proj.bias": bo.contiguous()}
+
+
+def load_matching(reference, readings: list, x: torch.Tensor, out: torch.Tensor) -> dict | None:
+    """Load into ``reference`` (the reference MultiHeadedAttention) the first reading of
+    ``find_projections`` with which it maps ``x`` to ``out``, and return its state dict;
+    None when none does."""
+    for maps, orders in readings:
+        for order in orders:
+            state = reading_state(maps, order)
+            reference.load_state_dict(state)
+            with torch.no_grad():
+                expected = reference(x)
+            if torch.allclose(out.double(), expected.double(), atol=TOLERANCE, rtol=TOLERANCE):
+                return state
+    return None

@@ -14,8 +14,10 @@ import torch
 
 from autograder.suite.draw import generator, randint, shape_text
 from autograder.suite import GradedTestCase, enforce_ban, number, sibling, time_limit, visibility, weight
+from autograder.trusted import errors
 
 mha_forward = sibling(__file__, "mha_forward")
+composite = sibling(__file__, "composite")
 
 HIDDEN = "after_published"
 LAYOUT_HINT = "the layout is y[b, h, t, d] == x[b, t, h*dim + d]; take B, T and dim from the input."
@@ -81,6 +83,10 @@ class _AttentionCase(GradedTestCase):
         v = torch.randn(B, H, T, D, generator=g)
         what = (f"apply_attention(queries, keys, values), each of shape {shape_text(q.shape)}, "
                 f"with {_mha_text(D, H, T)}{label}")
+        try:        # the student's own weights before apply_attention runs (used only if it is wrong)
+            before = mha.get_attention_weights(q, k)
+        except errors.StudentException:
+            before = None
         out = self.assert_tensor(mha.apply_attention(q, k, v), shape=(B, T, H * D), what=what)
         ref = self.ref_mha(D, H, T)
         expected = ref.apply_attention(q, k, v)
@@ -97,6 +103,18 @@ class _AttentionCase(GradedTestCase):
             own = ref.merge_heads(weights.double() @ v.double()).float()
             if not torch.allclose(out.double(), own.double(), atol=1e-4, rtol=1e-4):
                 raise
+            if not composite.close(before, weights, tol=1e-6):
+                raise AssertionError(
+                    f"{what}: your result equals the values weighted with what your get_attention_weights "
+                    "returns after apply_attention ran, but it returned other weights for the same queries "
+                    "and keys before: a method must compute the same function however and whenever it is "
+                    "called.") from None
+            fresh = (composite.fresh_like(q, 4401), composite.fresh_like(k, 4402))
+            if composite.close(mha.get_attention_weights(*fresh), ref.get_attention_weights(*fresh)):
+                raise AssertionError(
+                    f"{what}: your result equals the values weighted with your own get_attention_weights, "
+                    "but those give the reference's weights on other queries and keys and not on these: a "
+                    "method must compute the same function whatever its input.") from None
             self.note(f"{what}: your result equals the values weighted with your own "
                       "get_attention_weights, so it is accepted here (the weights are graded in 2.3).")
 
@@ -149,15 +167,35 @@ class _AttentionCase(GradedTestCase):
         E = H * D
         B = math.ceil(3 * (H * E + 1) / T)      # more positions than the least-squares fits have unknowns
         x = torch.randn(B, T, E, generator=g)
+        # Weights drawn here, so the projections are read off values the grader knows (never off
+        # what the module reports back).
+        state, parameters = mha.state_dict(), self.grads(mha)
+        state = {k: torch.randn(v.shape, generator=g) / math.sqrt(v.shape[-1]) for k, v in
+                 (state.items() if isinstance(state, dict) else ()) if type(v) is torch.Tensor
+                 and v.is_floating_point() and v.dim() > 0 and k in parameters}
+        mha.load_state_dict(state, strict=False)
         recorded = self.record_calls(mha, ("apply_attention", "get_attention_weights"), x, functions=("softmax",))
         out = self.assert_tensor(recorded["output"], shape=(B, T, E), what=f"{what} on a {shape_text(x.shape)} input")
-        verdict, finding = mha_forward.judge_recorded(x, out, recorded["calls"], H, D)
+
+        def confirm(method: str, args: list, result) -> str | None:
+            """None when the student's ``method`` gives ``result`` again, called directly on ``args``,
+            and differs from the reference on fresh arguments too (as a real bug does)."""
+            own = getattr(mha, method)
+            if not composite.close(own(*args), result):
+                return (f"your {method} returns other values when called directly on the same arguments: "
+                        "a method must compute the same function however it is called")
+            fresh = [composite.fresh_like(a, 5300 + i) for i, a in enumerate(args)]
+            if composite.close(own(*fresh), getattr(self.ref_mha(D, H, T), method)(*fresh)):
+                return (f"your {method} gives the reference's result on other arguments but not on the ones "
+                        "forward gave it: a method must compute the same function whatever its input")
+            return None
+
+        verdict, finding = mha_forward.judge_recorded(x, out, recorded["calls"], H, D, confirm=confirm)
         if verdict:
             if finding:
                 self.note(f"{what}: {finding}")
             return
-        state = mha.state_dict()
-        readings = mha_forward.find_projections(state if isinstance(state, dict) else {}, E, H)
+        readings = mha_forward.find_projections(state, E, H)
         if self.matches_reference(readings, x, out, D, H, T):
             return
         tried = ("no assignment of them reproduces forward" if readings else
@@ -165,9 +203,15 @@ class _AttentionCase(GradedTestCase):
                  "(3*H*D, H*D) one, chunked into q, k, v or split into heads first, plus an (H*D, H*D) one)")
         if verdict is None and not readings:
             verdict, weighed = mha_forward.judge_softmax(x, out, recorded["functions"].get("softmax"), H)
-            if verdict:
+            raw = mha_forward.find_projections(state, E, H, raw=True) if verdict else []
+            if verdict and (not raw or self.matches_reference(raw, x, out, D, H, T)):
                 self.note(f"{what}: {weighed}")
                 return
+            if verdict:     # attention, but not over these parameters read as x @ W + b or F.linear(x, W, b)
+                weighed = ("forward's softmax weighs the positions as attention does, but reading your four "
+                           "(H*D, H*D) parameters and biases as the query, key, value and output projections, "
+                           "no assignment of them reproduces forward: the attention must be computed from the "
+                           "module's own parameters")
             tried += f"; and {weighed}"
         raise AssertionError(
             f"{what} on a {shape_text(x.shape)} input is not multi-head attention over your own projections: "
@@ -177,18 +221,7 @@ class _AttentionCase(GradedTestCase):
 
     def matches_reference(self, readings: list, x, out, D: int, H: int, T: int) -> bool:
         """True when the reference MHA loaded with one reading of the student's projections gives ``out``."""
-        ref = self.ref_mha(D, H, T)
-        for maps, orders in readings:
-            for order in orders:
-                (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (maps[i] for i in order)
-                ref.load_state_dict({"q_proj.weight": wq, "q_proj.bias": bq, "k_proj.weight": wk,
-                                     "k_proj.bias": bk, "v_proj.weight": wv, "v_proj.bias": bv,
-                                     "out_proj.weight": wo, "out_proj.bias": bo})
-                with torch.no_grad():
-                    expected = ref(x)
-                if torch.allclose(out.double(), expected.double(), atol=1e-4, rtol=1e-4):
-                    return True
-        return False
+        return mha_forward.load_matching(self.ref_mha(D, H, T), readings, x, out) is not None
 
 
 class TestSplitMergeHeads(_AttentionCase):
