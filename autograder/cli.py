@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.trusted.workers import WorkerPool   # stdlib only: importable before torch
+from autograder.trusted.workers import WorkerPool, new_pool   # stdlib only: importable before torch
 
 DEPLOY_CONFIG = Path(__file__).resolve().parent / "deploy.json"
 
@@ -31,7 +31,7 @@ def _pool_for(assignment: str) -> WorkerPool:
         libraries = registry.load_assignment(assignment).libraries
     except Exception:   # noqa: BLE001 - an unknown assignment is reported by the command itself
         libraries = ()
-    return WorkerPool(libraries=libraries)
+    return new_pool(libraries)
 
 
 def _cmd_list(args) -> int:
@@ -57,8 +57,10 @@ def _grade_and_report(args, pool: WorkerPool) -> int:
         print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
               file=sys.stderr)
         return 2
-    if not Path(args.submission).exists():
-        print(f"autograder: {args.submission} does not exist", file=sys.stderr)
+    if args.submission == "-":      # the path in the environment (batch: kept off the command line)
+        args.submission = os.environ.get("AUTOGRADER_SUBMISSION", "")
+    if not args.submission or not Path(args.submission).exists():
+        print(f"autograder: {args.submission or 'the submission'} does not exist", file=sys.stderr)
         return 2
     result = grade(args.assignment, Path(args.submission), device=args.device, isolation=args.isolation,
                    seed=args.seed, pool=pool)
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("grade", help="grade one submission (folder, zip or file)")
     p.add_argument("assignment")
-    p.add_argument("submission")
+    p.add_argument("submission", help="a folder, zip or file; - reads its path from AUTOGRADER_SUBMISSION")
     p.add_argument("--results", help="write results.json here")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--isolation", default="process", choices=["process", "none"],

@@ -20,8 +20,8 @@ MINI_SECRET = "SECRET-MINI-HIDDEN-7d1f0c"   # in the mini project's hidden test 
 def assignment_pool(assignment: str):
     """A started worker pool preloading ``assignment``'s libraries, for a test module's gradings."""
     from autograder.trusted.registry import load_assignment
-    from autograder.trusted.workers import WorkerPool
-    with WorkerPool(libraries=load_assignment(assignment).libraries) as pool:
+    from autograder.trusted.workers import new_pool
+    with new_pool(load_assignment(assignment).libraries) as pool:
         pool.start()
         yield pool
 

@@ -4,6 +4,7 @@ Each case is a copy of the reference with one hostile change; the checks are tha
 results stay valid, only the touched tests fail, with a message a student can act on,
 and grading finishes in bounded time.
 """
+import re
 import time
 
 import pytest
@@ -69,11 +70,12 @@ def test_infinite_loop_hits_the_test_time_limit_and_grading_carries_on(tmp_path,
     tests = by_number(result)
     assert result.score == 2 and tests["1"].passed and tests["2"].passed
     assert "time limit" in tests["3"].output and "norm.double(3)" in tests["3"].output
-    assert "It was at norm.py, line 18, in double." in tests["3"].output   # where it hung
+    where = r"It was at norm\.py, line 1[89], in double\."                  # `while True:` or its `pass`
+    assert re.search(where, tests["3"].output), tests["3"].output
     assert "most recent call first" not in tests["3"].output                # the dump itself is not shown
     # the same function in a later test: stopped after a short time, with the same explanation
     assert "norm.double(" in tests["4"].output and "already hung in an earlier test" in tests["4"].output
-    assert "stopped after 2 s" in tests["4"].output and "norm.py, line 18, in double" in tests["4"].output
+    assert "stopped after 2 s" in tests["4"].output and re.search(where, tests["4"].output)
     assert result.wall < 40
 
 
@@ -140,7 +142,7 @@ def test_runtime_op_log_catches_what_the_scan_cannot_see(tmp_path, mini_project)
             "return fn(x, x.shape[-1:]) * self.weight")
     tests = by_number(grade_source(tmp_path, replace_def(REFERENCE, "forward", body)))
     assert not tests["1"].passed and "banned operation" in tests["1"].output
-    assert "native_layer_norm" in tests["1"].output
+    assert "layer_norm" in tests["1"].output   # F.layer_norm, blocked in the worker (see oplog.Guard)
 
 
 def test_hand_written_norm_is_not_a_false_positive(tmp_path, mini_project):

@@ -243,3 +243,16 @@ def test_ipynb_v1_and_garbage(tmp_path):
                 json.dumps(_v4([_code(12)])).encode()):
         with pytest.raises(NotebookError):
             notebook_to_module(bad)
+
+
+def test_the_statement_cap_works_without_sigalrm(monkeypatch):
+    """Windows has no SIGALRM/setitimer (the portable backend): the cap comes from a timer thread."""
+    import signal
+    import time
+    from autograder.untrusted import notebook_loader
+    monkeypatch.delattr(signal, "setitimer")
+    started = time.monotonic()
+    with pytest.raises(notebook_loader._StatementTimeout):
+        with notebook_loader._time_cap(0.2):
+            while time.monotonic() - started < 30:    # without the cap: no exception, the test fails
+                pass

@@ -445,3 +445,212 @@ def test_memory_held_outside_the_processes_is_counted_and_left_nowhere(tmp_path,
     assert tests["1"].passed and tests["2"].passed
     assert privileges.held_outside_processes(uid) == 0
     assert not privileges._sysv_objects(uid) and not list(privileges._owned_files(uid))
+
+
+def test_a_hidden_tests_files_never_reach_a_later_visible_test(tmp_path, pool, project):
+    """Each worker has a fresh HOME/TMPDIR: what the hidden test 2 (the only one with requires_grad
+    inputs) saves there is not found by the visible tests 3 and 4 that run after it."""
+    forward = ("import os, glob\nif x.requires_grad:\n"
+               "    for d in (os.environ.get('HOME', ''), os.environ.get('TMPDIR', ''), os.path.expanduser('~')):\n"
+               "        try:\n            open(os.path.join(d, 'hidden-inputs.txt'), 'w').write('LEAKED %s' % (x.tolist(),))\n"
+               "        except OSError:\n            pass\n"
+               "mean = x.mean(-1, keepdim=True)\nvar = ((x - mean) ** 2).mean(-1, keepdim=True)\n"
+               "return (x - mean) * torch.rsqrt(var + self.eps) * self.weight")
+    double = ("import os, glob\nfor d in (os.environ.get('HOME', ''), os.environ.get('TMPDIR', ''), '/tmp'):\n"
+              "    for f in glob.glob(os.path.join(d, '**', 'hidden-inputs.txt'), recursive=True):\n"
+              "        try:\n            print(open(f).read())\n        except OSError:\n            pass\n"
+              "return 2 * x")
+    source = replace_def(replace_def(REFERENCE, "forward", forward), "double", double)
+    tests = grade_hostile(tmp_path, pool, project, source)
+    assert all(t.passed for t in tests.values())
+    assert not any("LEAKED" in t.output for t in tests.values()), [t.output[:300] for t in tests.values()]
+
+
+@needs_root
+def test_batch_neighbours_cannot_read_each_others_submissions(tmp_path):
+    """Two submissions graded at once by `batch`, the class folder world-readable as instructors
+    leave it: the hostile one searches the staged folders of concurrent gradings, the class folder
+    (even knowing its path) and the other processes' command lines and environments for its
+    neighbour's file, for several seconds; it finds nothing."""
+    import io
+    from autograder.trusted.batch import BatchOptions, run_batch
+    secret = uuid.uuid4().hex
+    marker = "NEIGHBOUR-" + secret          # written split in the hostile file, so only alice's holds it whole
+    top = Path(tempfile.mkdtemp(prefix="redteam-class-"))
+    try:
+        os.chmod(top, 0o755)
+        for name in ("alice", "bob"):
+            (top / "class" / name).mkdir(parents=True)
+            os.chmod(top / "class" / name, 0o755)
+        os.chmod(top / "class", 0o755)
+        alice = top / "class" / "alice" / "norm.py"
+        alice.write_text("import time\ntime.sleep(2)\n" + REFERENCE + f"\n# {marker}\n")   # a slow neighbour
+        os.chmod(alice, 0o644)
+        scan = (f"import glob, time\nneedle = 'NEIGHBOUR-' + {secret!r}\nfound = []\nend = time.time() + 8\n"
+                "while time.time() < end:\n"
+                f"    for f in glob.glob('/tmp/autograder-*/submission/*') + [{str(alice)!r}]"
+                " + glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ'):\n"
+                "        try:\n            text = open(f, errors='replace').read()\n        except OSError:\n"
+                "            continue\n"
+                "        if needle in text:\n            found.append(f + ': ' + text[:200])\n"
+                "    time.sleep(0.2)\nprint(found[:5])\n"
+                "mean = x.mean(-1, keepdim=True)\nvar = ((x - mean) ** 2).mean(-1, keepdim=True)\n"
+                "return (x - mean) * torch.rsqrt(var + self.eps) * self.weight")
+        (top / "class" / "bob" / "norm.py").write_text(replace_def(REFERENCE, "forward", scan))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AUTOGRADER_PROJECT", str(MINI_PROJECT))
+            records = run_batch("mini", top / "class", tmp_path / "out",
+                                BatchOptions(workers=2, timeout_s=300, plots=False), io.StringIO())
+        assert [r.status for r in records] == ["graded", "graded"]
+        bob = (tmp_path / "out" / "bob" / "results.json").read_text()
+        printed = [t["output"] for t in json.loads(bob)["tests"] if t["output"]]
+        assert printed and all(o == "Your code printed:\n[]\n" for o in printed) and marker not in bob, printed
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@needs_root
+def test_nothing_of_the_checkout_is_readable_by_workers(tmp_path, pool, project):
+    """An allowlist, not a list of secrets: the checkout's .git, its project tests and fixtures, its
+    README and the grader's own source are out of a worker's reach; its submission, its scratch and
+    the Python installation are not."""
+    targets = [ROOT / ".git" / "HEAD", ROOT / "tests" / "conftest.py", ROOT / "README.md",
+               ROOT / "autograder" / "trusted" / "runner.py", project / "test_suites" / "mini" / "test_mini.py"]
+    body = ("import os, sys\nread = []\n"
+            f"for f in {[str(t) for t in targets]!r}:\n"
+            "    try:\n        open(f).read(1)\n        read.append(f)\n    except OSError:\n        pass\n"
+            "open(os.path.join(os.environ['HOME'], 'mine.txt'), 'w').write('ok')\n"
+            "assert open(os.path.join(os.environ['HOME'], 'mine.txt')).read() == 'ok'\n"
+            "assert os.path.exists(os.__file__) and open(__file__).read(1)\n"
+            "print('READ', read)\nreturn 2 * x")
+    tests = grade_hostile(tmp_path, pool, project, replace_def(REFERENCE, "double", body))
+    assert tests["3"].passed and "READ []" in tests["3"].output, tests["3"].output
+
+
+# -- banned functions: blocked in the whole worker, evidence the student cannot hide ---------
+# (issue 11: threads, a patched or flooded op log, near-exact substitutes, the notebook's own
+# wrapper; the static scan's containers are in tests/test_static_scan.py)
+HAND_WRITTEN = ("mean = x.mean(-1, keepdim=True)\nvar = ((x - mean) ** 2).mean(-1, keepdim=True)\n"
+                "return (x - mean) * torch.rsqrt(var + self.eps) * self.weight")
+
+
+def hidden_from_the_scan(name):
+    """``torch.nn.functional.<name>`` looked up so that the static scan cannot tell which."""
+    first, second = name.split("_", 1)
+    return f'getattr(torch.nn.functional, "_".join(reversed([{second!r}, {first!r}])))'
+
+
+def assert_banned(tests, *fragments):
+    """Only the test with the ban (1) fails, scoring 0, with a message naming the ban."""
+    assert_only_failed(tests, {"1"}, "so it scores 0", "write the normalisation by hand", *fragments)
+    assert tests["1"].score == 0
+
+
+def test_banned_call_in_another_thread_is_blocked_and_counted(tmp_path, pool, project):
+    """torch's modes are thread-local, the worker's guard (dispatcher kernels) is not: the call
+    raises in the thread, and the attempt costs the test although the fallback is hand-written."""
+    body = (f"import threading\nfound = []\nfn = {hidden_from_the_scan('layer_norm')}\n"
+            "def work():\n    try:\n        found.append(fn(x, x.shape[-1:]))\n    except Exception:\n        pass\n"
+            "t = threading.Thread(target=work)\nt.start()\nt.join()\n"
+            "if found:\n    return found[0] * self.weight\n" + HAND_WRITTEN)
+    assert_banned(grade_hostile(tmp_path, pool, project, replace_def(REFERENCE, "forward", body)),
+                  "ran a banned operation", "layer_norm")
+
+
+def test_flooding_the_op_log_cannot_push_the_banned_name_out(tmp_path, pool, project):
+    """6000 student-named functions sort before aten's names; the banned ones are matched in the
+    worker over everything and reported apart from the (cut) op list."""
+    body = ("import torch.overrides\ndef fake(*args):\n    return None\n"
+            "for i in range(6000):\n    fake.__module__, fake.__qualname__ = 'a', '%05d' % i\n"
+            "    torch.overrides.handle_torch_function(fake, (x,), x)\n"
+            f"try:\n    return {hidden_from_the_scan('layer_norm')}(x, x.shape[-1:]) * self.weight\n"
+            "except Exception:\n    pass\n" + HAND_WRITTEN)
+    assert_banned(grade_hostile(tmp_path, pool, project, replace_def(REFERENCE, "forward", body)),
+                  "ran a banned operation", "layer_norm")
+
+
+@pytest.mark.parametrize("tampering, fragment", [
+    ("while torch._C._len_torch_function_stack():\n    torch._C._pop_torch_function_stack()\n"
+     "while torch._C._len_torch_dispatch_stack():\n    torch._C._pop_torch_dispatch_stack()\n",
+     "mode stacks changed"),
+    ("from torch.utils._python_dispatch import _get_current_dispatch_mode_stack\n"
+     "for mode in _get_current_dispatch_mode_stack():\n    mode.seen = set()\n", "record was replaced"),
+    ("import gc\ntry:\n    gc.get_objects()\nexcept RuntimeError:\n    pass\n", "garbage collector"),
+    ("import subprocess, sys\ntry:\n    subprocess.run([sys.executable, '-c', 'import torch'])\n"
+     "except RuntimeError:\n    pass\n", "starting another program"),
+], ids=["pop-modes", "swap-record", "gc-walk", "fresh-interpreter"])
+def test_tampering_with_the_ban_check_is_treated_as_use(tmp_path, pool, project, tampering, fragment):
+    """The op log's modes popped or its record swapped, the garbage collector walked (the way to
+    the guard's handles), a fresh interpreter started (no guard there): 0, even with a
+    hand-written result."""
+    tests = grade_hostile(tmp_path, pool, project, replace_def(REFERENCE, "forward", tampering + HAND_WRITTEN))
+    assert_banned(tests, "interfered with the banned-function check", fragment)
+
+
+SUBSTITUTES = {   # LayerNorm exactly, through a built-in that is not layer_norm
+    "batch_norm": "flat = x.reshape(-1, x.shape[-1]).t()\n"
+                  "y = fn(flat, None, None, training=True, eps=self.eps).t().reshape(x.shape)",
+    "rms_norm": "y = fn(x - x.mean(-1, keepdim=True), x.shape[-1:], eps=self.eps)",
+    "group_norm": "y = fn(x.reshape(-1, 1, x.shape[-1]), 1, eps=self.eps).reshape(x.shape)",
+    "instance_norm": "y = fn(x.reshape(-1, 1, x.shape[-1]), eps=self.eps).reshape(x.shape)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBSTITUTES))
+def test_near_exact_substitutes_for_layer_norm_are_banned(tmp_path, pool, project, name):
+    body = f"fn = {hidden_from_the_scan(name)}\n{SUBSTITUTES[name]}\nreturn y * self.weight"
+    assert_banned(grade_hostile(tmp_path, pool, project, replace_def(REFERENCE, "forward", body)),
+                  "ran a banned operation", name)
+
+
+UW_WORKER = r'''
+import json, sys
+import torch
+from autograder.untrusted.worker import Worker
+from autograder.wire.codec import Encoder
+
+staged, keep_first, patterns = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+worker = Worker(staged, {"A2S2": {"loader": "notebook", "keep_first": keep_first, "watch": [],
+                                  "expected_names": []}}, "cpu", [])
+
+def request(header, values=()):
+    encoder = Encoder(lambda obj: None)
+    header = dict(header, bans=patterns, args=encoder.encode(list(values)), kwargs={"dict": []})
+    return worker.handle(header, encoder.payload())[0]
+
+module = request({"op": "import", "module": "A2S2"})["value"]["ref"]
+out = {}
+for name in ("self_attention", "attn_softmax"):
+    function = request({"op": "getattr", "target": module, "name": name})["value"]["ref"]
+    Q = torch.randn(1, 4, 6)
+    reply = request({"op": "call", "target": function, "log_ops": True}, [Q, Q, Q] if name == "self_attention" else [Q])
+    out[name] = {key: reply.get(key) for key in ("ok", "banned", "tampered", "error")}
+print(json.dumps(out, default=str))
+'''
+
+
+def test_uw_notebooks_own_attention_wrapper_cannot_stand_in_for_self_attention(tmp_path):
+    """A2S2's given torch_attention (F.multi_head_attention_forward) reached from self_attention
+    where the scan cannot see it: the call raises in the worker, which reports the banned name;
+    the notebook's own checks that call it at load time are refused without counting, and an
+    honest function in the same worker is clean."""
+    import importlib.util
+    import subprocess
+    spec = importlib.util.spec_from_file_location("uw_assignment", ROOT / "test_suites" / "uw_attention" / "assignment.py")
+    uw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(uw)
+    ban, a2s2 = uw.ASSIGNMENT.ban("attention"), uw.ASSIGNMENT.file("A2S2.py")
+    source = (ROOT / "student_template" / "uw_attention" / "A2S2.py").read_text()
+    source = source.replace("    # softmax, outputs, merge heads (if n_heads > 1)\n    pass\n",
+                            "    return globals()['torch_' + 'attention'](Q, K, V, n_heads=n_heads, causal=causal)\n", 1)
+    source = source.replace('"""Softmax over the keys (the last dim)."""\n    # TODO\n    pass',
+                            '"""Softmax over the keys (the last dim)."""\n    return torch.softmax(A, -1)', 1)
+    (tmp_path / "A2S2.py").write_text(source)
+    proc = subprocess.run([sys.executable, "-c", UW_WORKER, str(tmp_path), json.dumps(list(a2s2.keep_first)),
+                           json.dumps(list(ban.runtime_ops))], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    attention, softmax = out["self_attention"], out["attn_softmax"]
+    assert attention["ok"] is False and "torch.nn.functional.multi_head_attention_forward" in attention["banned"]
+    assert "is banned in this test" in attention["error"]["message"], attention
+    assert softmax == {"ok": True, "banned": [], "tampered": [], "error": None}, softmax

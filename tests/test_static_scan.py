@@ -63,3 +63,62 @@ def test_code_nested_too_deeply_to_scan_is_a_finding_not_a_grader_error():
     code = f"import torch\nclass LayerNorm:\n    def forward(self, x):\n        y = getattr(torch, {name})\n        return x\n"
     findings = scan_source(code, "vit_solution.py", BAN)
     assert len(findings) == 1 and "nested too deeply" in str(findings[0])
+
+
+# -- module-level containers and objects holding a banned function (issue 11) ----------------
+@pytest.mark.parametrize("setup, use", [
+    ("FNS = [F.layer_norm]", "FNS[0](x, (4,))"),
+    ("OPS = {'ln': (F.gelu, F.layer_norm)}", "OPS['ln'][1](x, (4,))"),
+    ("A = [F.layer_norm]\nB = {'a': A}", "B['a'][0](x, (4,))"),
+    ("FNS = []\nFNS.append(F.layer_norm)", "FNS[0](x, (4,))"),
+    ("class Box:\n    pass\nbox = Box()\nbox.fn = F.layer_norm", "box.fn(x, (4,))"),
+    ("import types\nns = types.SimpleNamespace(fn=F.layer_norm)", "ns.fn(x, (4,))"),
+    ("class Box:\n    pass\nbox = Box()\nsetattr(box, 'fn', F.layer_norm)", "box.fn(x, (4,))"),
+    ("globals()['ln2'] = F.layer_norm", "ln2(x, (4,))"),
+    ("import builtins\nbuiltins.ln3 = F.layer_norm", "ln3(x, (4,))"),
+    ("def setup():\n    global FNS\n    FNS = [F.layer_norm]\nsetup()", "FNS[0](x, (4,))"),
+    ("for fn in [F.layer_norm]:\n    pass", "fn(x, (4,))"),
+])
+def test_banned_function_held_in_a_module_level_container_or_object(setup, use):
+    src = HEAD + setup + "\nclass LayerNorm(nn.Module):\n    def forward(self, x):\n        return " + use + "\n"
+    findings = scan_source(src, "vit_solution.py", BAN)
+    line = src.count("\n", 0, src.index("return " + use)) + 1
+    assert [f.line for f in findings] == [line], findings
+    assert "holds torch.nn.functional.layer_norm" in findings[0].what, findings[0]
+
+
+def test_banned_function_stored_under_a_computed_name_is_a_finding():
+    src = HEAD + "for n in ['ln']:\n    globals()[n + 'x'] = F.layer_norm\n" + body("return lnx(x, (4,))")
+    assert [f.what.split(" (")[0] for f in scan_source(src, "vit_solution.py", BAN)] == \
+        ["stores torch.nn.functional.layer_norm under a computed name"]
+
+
+def test_containers_of_allowed_functions_and_banned_ones_outside_scope_are_allowed():
+    src = HEAD + "ACTS = [F.gelu]\nNORMS = [nn.LayerNorm]\n" + body("return ACTS[0](x)")
+    src += "class Head(nn.Module):\n    def forward(self, x):\n        return NORMS[0](4)(x)\n"
+    assert scan_source(src, "vit_solution.py", BAN) == []
+
+
+@pytest.mark.parametrize("binding", ["LayerNorm = nn.LayerNorm", "from torch.nn import LayerNorm",
+                                     "if True:\n    LayerNorm = nn.LayerNorm"])
+def test_scope_name_bound_without_a_def_is_scanned_through_its_binding(binding):
+    assert scan_source(HEAD + binding + "\n", "vit_solution.py", BAN)
+
+
+UW_BAN = Ban(key="attention", file="A2S2.py", scope=("self_attention",),
+             names=("torch.nn.functional.multi_head_attention_forward",), reason="by hand")
+UW_GIVEN = ("def torch_attention(Q, K, V, n_heads=1, causal=True):\n"
+            "    return F.multi_head_attention_forward(Q, K, V)\n")
+
+
+def test_given_wrapper_standing_in_for_self_attention_is_found():
+    """uw_attention: the notebook's own torch_attention (F.multi_head_attention_forward) bound
+    as, or held for, the graded function; a keep_first function is graded by its first binding."""
+    honest = "def self_attention(Q, K, V, n_heads=1, causal=True):\n    return Q\n"
+    for src, keep_first in [(HEAD + UW_GIVEN + "self_attention = torch_attention\n", ()),
+                            (HEAD + UW_GIVEN + "FNS = [torch_attention]\n"
+                             "def self_attention(Q, K, V, n_heads=1, causal=True):\n    return FNS[0](Q, K, V)\n", ()),
+                            (HEAD + UW_GIVEN + "self_attention = torch_attention\n" + honest, ("self_attention",))]:
+        assert scan_source(src, "A2S2.py", UW_BAN, notebook=True, keep_first=keep_first), src
+    later = HEAD + UW_GIVEN + honest + "self_attention = torch_attention\n"   # §2.2's experiment: not graded
+    assert scan_source(later, "A2S2.py", UW_BAN, notebook=True, keep_first=("self_attention",)) == []

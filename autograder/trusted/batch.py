@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from autograder.trusted import registry
+from autograder.trusted import privileges, registry
 from autograder.trusted.batch_inputs import BadBatchInput, Submission, find_submissions, unpack_export
 from autograder.trusted.batch_job import Job, grade_one, pack
 from autograder.trusted.batch_model import GRADED, GRADER_ERROR, NOT_GRADED, Outcome, Record
@@ -134,6 +134,9 @@ def run_batch(assignment: str, source: Path, out: Path, options: BatchOptions | 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as unpacked:
         source = Path(source).resolve()     # gradings run in another working directory
+        if privileges.running_as_root():    # no worker user (another grading's) may read them
+            os.chmod(out, 0o700)
+            privileges.hide_from_workers([source])
         if source.is_file() and source.suffix.lower() == ".zip":
             source = unpack_export(source, Path(unpacked))
         submissions = find_submissions(source)

@@ -78,8 +78,9 @@ def grade_one(job: Job) -> Outcome:
         env = dict(os.environ)
         if job.project:
             env["AUTOGRADER_PROJECT"] = job.project
-        command = [sys.executable, "-m", "autograder", "grade", job.assignment,
-                   str(_materialize(job, scratch)), "--results", str(results), "--device", job.device]
+        env["AUTOGRADER_SUBMISSION"] = str(_materialize(job, scratch))   # not on a command line others can read
+        command = [sys.executable, "-m", "autograder", "grade", job.assignment, "-",
+                   "--results", str(results), "--device", job.device]
         proc = subprocess.Popen(command, cwd=GRADER_HOME, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:

@@ -195,7 +195,8 @@ python -m autograder check                                  # in this folder
 
 On Linux, `pip install torch==... --index-url https://download.pytorch.org/whl/cpu` first
 (then the line above) avoids PyPI's multi-GB CUDA build; macOS and Windows get a CPU build
-from PyPI anyway.
+from PyPI anyway. Off Linux, `check` runs each test in a fresh Python process of its own (the
+portable backend: same verdicts, slower start, no sandbox: it is your own code on your machine).
 
 `check` prints each visible test with its points and message. The course's reference
 solution is not included, only its recorded answers on the visible tests' inputs; tests

@@ -89,8 +89,16 @@ class ProcessTransport:
         """Why the grader killed the worker (e.g. its memory), if it did."""
         return self.worker.killed_for
 
+    keep: tuple[str, ...] = ()    # scratch files to read before the worker's scratch is removed
+
     def close(self) -> None:
-        self.worker.kill()
+        if self.keep:
+            self.worker.kill(keep=self.keep)
+        else:
+            self.worker.kill()
+
+    def kept_files(self) -> dict[str, bytes]:
+        return dict(getattr(self.worker, "kept", {}))
 
     def output(self) -> str:
         return self.worker.output.text(wait=0.5)
@@ -114,21 +122,28 @@ class InProcessTransport:
     def close(self) -> None:
         pass
 
+    def kept_files(self) -> dict[str, bytes]:
+        return {}
+
     def output(self) -> str:
         return ""
 
 
 class TestContext:
     __test__ = False   # not a pytest test class
-    def __init__(self, run, *, hidden: bool, time_limit: float, log_ops: bool, test_id: str):
+    def __init__(self, run, *, hidden: bool, time_limit: float, log_ops: bool, test_id: str,
+                 ban_patterns: tuple[str, ...] = ()):
         self.run = run                       # autograder.trusted.runner.GradingRun
         self.hidden = hidden
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
         self.log_ops = log_ops
+        self.ban_patterns = tuple(ban_patterns)   # sent with every request: the worker's guard blocks them
         self.test_id = test_id
         self.notes: list[str] = []
         self.ops: set[str] = set()
+        self.banned: set[str] = set()        # banned names the worker saw (matched there, over everything)
+        self.tampered: list[str] = []        # why the worker's evidence cannot be trusted
         self.silent_calls: list[str] = []
         self._transport = None
         self._dead: errors.StudentCodeFailure | None = None
@@ -197,6 +212,8 @@ class TestContext:
             header["device"] = device
         if op == "call" and self.log_ops:
             header["log_ops"] = True
+        if self.ban_patterns:
+            header["bans"] = list(self.ban_patterns)
         for key, value in fields.items():
             header[key] = value if key in ("name", "module") else encoder.encode(value)
         transport = self._get_transport()
@@ -242,6 +259,8 @@ class TestContext:
                 "code; the worker was stopped and grading carried on.")
 
     def _read_reply(self, reply: dict, payload, label: str, op: str, device: str | None):
+        if self.ban_patterns:
+            self._read_ban_evidence(reply, label)
         if reply.get("ok") is True:
             ops = reply.get("ops")
             if isinstance(ops, list):
@@ -263,6 +282,23 @@ class TestContext:
                 f"for checking: {error.get('type')}: {str(error.get('message'))[:500]}. Return plain tensors.")
         raise errors.BadReply(f"While running {label}, the worker reported: {str(error.get('message'))[:500]}")
 
+    def _read_ban_evidence(self, reply: dict, label: str) -> None:
+        """What the worker matched against the bans (see autograder.untrusted.oplog). A reply of a
+        test with bans that lacks the fields was not written by the worker's code: that is
+        tampering too (a student can only add names, which costs them the test)."""
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        if reply.get("ok") is not True and error.get("kind") not in ("student", "unsendable"):
+            return   # the grader's own request failed: no student code ran
+        banned, tampered = reply.get("banned"), reply.get("tampered")
+        if not isinstance(banned, list) or not isinstance(tampered, list):
+            self.tampered.append(f"the reply to {label} carried no banned-function evidence")
+            return
+        self.banned.update(str(b)[:200] for b in banned[:64])
+        count = reply.get("banned_count")
+        if not banned and isinstance(count, int) and count > 0:
+            self.banned.add("a banned operation")
+        self.tampered.extend(f"{str(t)[:300]}, while running {label}" for t in tampered[:16])
+
     def _proxy(self, entry: dict, label: str, device: str | None) -> Remote:
         return Remote(self, entry["ref"], str(entry.get("type", "?"))[:200], label, device)
 
@@ -278,6 +314,10 @@ class TestContext:
             # is the grader's time, not theirs.
             self.deadline = time.monotonic() + self.time_limit
         return self._transport
+
+    def kept_files(self) -> dict[str, bytes]:
+        """The scratch files the grader kept from this test's worker (see GradingRun.keep_memos)."""
+        return self._transport.kept_files() if self._transport is not None else {}
 
     def close(self) -> str:
         """Stop the worker; returns what the student's code printed during the test."""

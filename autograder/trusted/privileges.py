@@ -112,6 +112,36 @@ def hide_from_workers(paths) -> list[str]:
     return changed
 
 
+def python_paths() -> list[str]:
+    """The Python installation workers run (interpreter, standard library, site-packages)."""
+    import sysconfig
+    paths = {os.path.realpath(sys.executable), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    paths.update(os.path.realpath(p) for p in sysconfig.get_paths().values())
+    return sorted(paths)
+
+
+def project_entries_to_hide(roots) -> list[str]:
+    """Every entry of the project folders ``roots`` (the checkout, ``AUTOGRADER_PROJECT``) that
+    workers must not reach: an allowlist, so all of them but those holding the Python
+    installation (a ``.venv`` inside the checkout). Workers import our code from their own
+    read-only runtime copy and read their submission from its staged copy."""
+    keep = python_paths()
+    out = []
+    for root in {os.path.realpath(r) for r in roots}:
+        if any(root == p or root.startswith(p.rstrip(os.sep) + os.sep) for p in keep):
+            continue            # the "project" is inside the Python installation (a wheel install)
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        for name in entries:
+            path = os.path.join(root, name)
+            if any(p == path or p.startswith(path + os.sep) for p in keep):
+                continue        # holds the Python installation: stays reachable
+            out.append(path)
+    return sorted(out)
+
+
 def _reachable_by_others(path: str) -> bool:
     """Every folder up to ``path`` may be entered by other users, and ``path`` itself read."""
     path = os.path.realpath(path)

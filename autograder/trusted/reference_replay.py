@@ -523,11 +523,11 @@ def record(assignment: str, seeds: tuple[int, int] = (1, 2)) -> tuple[bytes, byt
     keys answered alike both times (values that differ kept as shape-only), or None if nothing was."""
     from autograder.trusted import registry
     from autograder.trusted.runner import grade
-    from autograder.trusted.workers import WorkerPool
+    from autograder.trusted.workers import new_pool
     if not uses_reference(assignment):
         return None
     runs = []
-    with WorkerPool(libraries=registry.load_assignment(assignment).libraries) as pool:
+    with new_pool(registry.load_assignment(assignment).libraries) as pool:
         pool.start()
         for seed in seeds:
             recorder = Recorder()

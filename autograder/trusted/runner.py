@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.assignment import Assignment
+from autograder.notebook_source import memo_name, parse_memo
 from autograder.suite.case import GradedTestCase
 from autograder.suite.decorators import attribute
 from autograder.trusted import errors, privileges, registry
@@ -29,11 +30,11 @@ from autograder.trusted.context import InProcessTransport, ProcessTransport, Tes
 from autograder.trusted.results import GradingResult, TestResult, grader_error_result
 from autograder.trusted.staging import StagedSubmission, stage
 from autograder.trusted.static_scan import Finding, scan_source
-from autograder.trusted.workers import WorkerPool
+from autograder.trusted.workers import WorkerPool, new_pool
 
 log = logging.getLogger("autograder")
 MAX_PRINTED_PER_TEST = 4096
-SECRET_FOLDERS = ("test_suites", "reference")   # of the project root
+PROJECT_OF_PACKAGE = Path(__file__).resolve().parents[2]   # the checkout (or site-packages) holding autograder/
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 SERVER_ONLY_NOTE = ("This test compares your work with the course's reference solution, which is not "
                     "shipped with the student bundle: it is decided on the server when you submit.")
@@ -72,6 +73,7 @@ class GradingRun:
         self.seed = seed
         self.pool = pool
         self.hangs: dict[str, str] = {}    # calls that hung in this grading -> where (file, line)
+        self.memos: dict[str, bytes] = {}  # notebook memos from visible tests' workers (see keep_memos)
         self.modules = {f.module: {"loader": f.loader, "keep_first": list(f.keep_first), "watch": list(f.watch),
                                    "expected_names": list(f.expected_names)}
                         for f in assignment.files if staged.has(f.name)}
@@ -102,9 +104,37 @@ class GradingRun:
             for module in self.modules:
                 sys.modules.pop(module, None)
             return InProcessTransport(Worker(str(self.staged.dir), self.modules, self.device,
-                                             list(self.assignment.libraries)))
+                                             list(self.assignment.libraries), guard_bans=False))
         worker = self.pool.spawn(str(self.staged.dir), self.modules, self.device)
-        return ProcessTransport(worker, MAX_REPLY_BYTES)
+        transport = ProcessTransport(worker, MAX_REPLY_BYTES)
+        transport.keep = tuple(self.memo_names())
+        self._seed_memos(worker)
+        return transport
+
+    # -- notebook memos: what loading a notebook learnt about slow statements ------------------
+    def memo_names(self) -> list[str]:
+        return [memo_name(str(self.staged.dir / f"{m}.py")) for m, o in self.modules.items()
+                if o.get("loader") == "notebook"]
+
+    def keep_memos(self, kept: dict[str, bytes]) -> None:
+        """After a VISIBLE test: its worker's memos (line numbers only), for later workers. A hidden
+        test's worker passes nothing on, so nothing of a hidden test reaches a visible one."""
+        for name, data in kept.items():
+            memo = parse_memo(data)
+            if memo is not None and name in self.memo_names():
+                self.memos[name] = memo
+
+    def _seed_memos(self, worker) -> None:
+        scratch = getattr(worker, "scratch", None)
+        for name, data in self.memos.items() if scratch else ():
+            path = os.path.join(scratch, name)
+            try:
+                with open(path, "xb") as fh:
+                    fh.write(data)
+                if self.pool.user is not None:
+                    os.chown(path, self.pool.user.uid, self.pool.user.gid)
+            except OSError:
+                pass
 
     def seeds(self, test_id: str, n: int, hidden: bool) -> list[int]:
         base = f"{test_id}:{self.seed if hidden else 0}"
@@ -254,7 +284,7 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
         return result
 
     context = TestContext(run, hidden=visibility != "visible", time_limit=limit,
-                          log_ops=bool(bans), test_id=case.id())
+                          log_ops=bool(bans), test_id=case.id(), ban_patterns=_ban_patterns(run.assignment, bans))
     case.grading = context
     _reset_partial_score(method)
     _reset_leaderboard_value(method)
@@ -263,17 +293,15 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
         case.run(collector)
     finally:
         printed = context.close()
+        if visibility == "visible":
+            run.keep_memos(context.kept_files())
         case.grading = None
     result.execution_time = time.monotonic() - start
 
     lines = []
-    if collector.outcome == "passed":
-        banned_ops = _banned_ops(run.assignment, bans, context.ops)
-        if banned_ops:
-            collector.outcome = "failed"
-            collector.message = ("Your code ran a banned operation during this test, so it scores 0: "
-                                 + ", ".join(sorted(banned_ops)[:5]))
-            result.extra["banned_ops"] = sorted(banned_ops)[:20]
+    banned = _ban_verdict(run.assignment, bans, context, result) if bans else ""
+    if banned:   # whatever else happened: a banned call raised, or its result came out of a tampered check
+        collector.outcome, collector.message = "failed", banned
     if bans and context.silent_calls:
         result.extra["empty_op_log"] = context.silent_calls[:10]   # for instructor review
     partial = attribute(method, "__score__", None)
@@ -283,7 +311,7 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
         result.score = weight if partial is None else float(partial)
         result.status = "passed" if result.score >= weight else "failed"
     else:
-        result.score = float(partial) if partial is not None else 0.0
+        result.score = float(partial) if partial is not None and not banned else 0.0
         lines.append(collector.message)
     if collector.detail:
         result.extra["traceback"] = collector.detail[-8000:]
@@ -296,9 +324,29 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
     return result
 
 
+def _ban_patterns(assignment: Assignment, bans: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p for key in bans for p in assignment.ban(key).runtime_ops))
+
+
 def _banned_ops(assignment: Assignment, bans: tuple[str, ...], ops: set[str]) -> set[str]:
-    patterns = [p for key in bans for p in assignment.ban(key).runtime_ops]
+    patterns = _ban_patterns(assignment, bans)
     return {op for op in ops for p in patterns if p in op}
+
+
+def _ban_verdict(assignment: Assignment, bans: tuple[str, ...], context: TestContext, result: TestResult) -> str:
+    """The message failing a test whose worker ran (or tried to run) a banned operation, or whose
+    evidence was tampered with (see autograder.untrusted.oplog); empty when neither happened."""
+    banned_ops = sorted(_banned_ops(assignment, bans, context.ops) | context.banned)
+    why = "; ".join(dict.fromkeys(assignment.ban(key).reason or f"{key} is banned here" for key in bans))
+    if banned_ops:
+        result.extra["banned_ops"] = banned_ops[:20]
+        return (f"Your code ran a banned operation during this test, so it scores 0: {', '.join(banned_ops[:5])} "
+                f"({why}).")
+    if context.tampered:
+        result.extra["ban_check_tampered"] = context.tampered[:10]
+        return (f"Your code interfered with the banned-function check during this test, so it scores 0: "
+                f"{'; '.join(context.tampered[:3])} ({why}).")
+    return ""
 
 
 @dataclass
@@ -329,10 +377,10 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
             opts.seed = int(os.environ.get("AUTOGRADER_SEED") or random.SystemRandom().randrange(2**31))
         if opts.isolation == "none":
             with _worker_threads():
-                return _grade(opts.pool or WorkerPool(), assignment, Path(submission), opts, started)
+                return _grade(opts.pool or new_pool(), assignment, Path(submission), opts, started)
         if opts.pool is not None:
             return _grade(opts.pool, assignment, Path(submission), opts, started)
-        with WorkerPool(libraries=registry.load_assignment(assignment).libraries) as pool:
+        with new_pool(registry.load_assignment(assignment).libraries) as pool:
             if opts.isolation == "process":
                 pool.start()   # the fork server imports torch while we load the suites and stage
             return _grade(pool, assignment, Path(submission), opts, started)
@@ -357,15 +405,16 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
     _set_totals(result, assignment)
     if opts.isolation == "process":
         pool.start()
-        if pool.user is not None:   # root: keep hidden tests and reference code out of the workers' reach
-            hidden = privileges.hide_from_workers(registry.project_root() / d for d in SECRET_FOLDERS)
+        if pool.user is not None:   # root: nothing of the project is the workers' to read (an allowlist)
+            roots = {registry.project_root(), PROJECT_OF_PACKAGE}
+            hidden = privileges.hide_from_workers(privileges.project_entries_to_hide(roots))
             if hidden:
                 log.debug("made unreadable to workers: %s", ", ".join(hidden))
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
         staged_dir = Path(scratch) / "submission"
         staged_dir.mkdir()
         staged = stage(submission, assignment, staged_dir)
-        _readable_by_workers(Path(scratch), staged_dir)
+        _readable_by_workers(Path(scratch), staged_dir, pool.user if opts.isolation == "process" else None)
         notes = list(staged.notes) + [
             f"Missing: {spec.name} was not found in your upload; the tests that need it score 0."
             for spec in staged.missing]
@@ -398,11 +447,18 @@ def _set_totals(result: GradingResult, assignment: Assignment) -> None:
                               if attribute(m, "__number__") in assignment.extra_credit)
 
 
-def _readable_by_workers(scratch: Path, staged_dir: Path) -> None:
-    """Workers (another user, when we are root) may read the staged files, and write none of them."""
+def _readable_by_workers(scratch: Path, staged_dir: Path, user=None) -> None:
+    """This grading's workers may read the staged files and write none of them. With a worker
+    user (root), the files belong to root and that user's group, closed to everyone else: a
+    concurrent grading's workers (other users) cannot read this submission."""
     os.chmod(scratch, 0o711)
     for path in [staged_dir, *staged_dir.rglob("*")]:
-        if not path.is_symlink():
+        if path.is_symlink():
+            continue
+        if user is not None:
+            os.chown(path, 0, user.gid)
+            os.chmod(path, 0o750 if path.is_dir() else 0o640)
+        else:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 

@@ -3,8 +3,13 @@
 Resolves what each name in the ban's scope refers to, through imports under other names
 (``from torch.nn import functional as G``), assignments (``ln = F.layer_norm``),
 ``getattr`` with constant-foldable strings (``getattr(F, "layer_" + "norm")``), star
-imports, and module-level helpers the scope calls. Dynamic code (``exec``, ``eval``,
-``compile``, ``__import__``, ``importlib``) in scope is reported too: it defeats the scan.
+imports, module-level helpers the scope calls, and module-level containers and objects a
+banned function was put in (``FNS = [F.layer_norm]``, ``D["ln"] = ...``, ``ns.f = ...``,
+``FNS.append(...)``, ``setattr(ns, "f", ...)``, ``globals()["f"] = ...``, a ``global``
+written by a function). A scope name bound by an assignment or an import instead of a
+``def`` (``self_attention = torch_attention``) is scanned through that binding. Dynamic
+code (``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``) in scope is reported
+too: it defeats the scan.
 """
 from __future__ import annotations
 
@@ -108,11 +113,47 @@ def _matches(dotted: str, banned: tuple[str, ...]) -> str | None:
     return None
 
 
+def _module_statements(body: list[ast.stmt]):
+    """Statements run at module level: the top level and the blocks in it (not function or class bodies)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _module_statements(getattr(stmt, field, None) or [])
+        for handler in getattr(stmt, "handlers", None) or []:
+            yield from _module_statements(handler.body)
+
+
+def _binds(stmt: ast.stmt) -> set[str]:
+    """Names a module-level statement binds as a whole (``def x``, ``x = ...``, ``import x``, ``for x in``)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"}
+    targets = []
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
+        targets = [stmt.target]
+    elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+        targets = [stmt.target]
+    elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+        targets = [i.optional_vars for i in stmt.items if i.optional_vars is not None]
+    names = set()
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return names
+
+
 def _scope_nodes(tree: ast.Module, scope: tuple[str, ...], keep_first: tuple[str, ...] = ()) -> list[ast.AST]:
     """The scoped definitions, module-level statements patching them, and helpers they call.
 
     A name defined twice counts by its last definition (what an import leaves), or by its
-    first for ``keep_first`` names (what the notebook loader grades).
+    first for ``keep_first`` names (what the notebook loader grades). A scope name bound by
+    an assignment, an import or a block instead of a ``def`` is scanned through that statement.
     """
     if not scope:
         return [tree]
@@ -121,7 +162,16 @@ def _scope_nodes(tree: ast.Module, scope: tuple[str, ...], keep_first: tuple[str
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if n.name not in keep_first or n.name not in defs:
                 defs[n.name] = n
-    wanted = [defs[name] for name in scope if name in defs]
+    wanted = []
+    for name in scope:
+        bindings = [stmt for stmt in tree.body if name in _binds(stmt) or any(
+            name in _binds(inner) for inner in _module_statements([stmt]) if inner is not stmt)]
+        if name in keep_first:
+            bindings = bindings[:1]
+        else:   # the last binding made at the top level, and any made later in a block
+            last = max((i for i, stmt in enumerate(bindings) if name in _binds(stmt)), default=0)
+            bindings = bindings[last:]
+        wanted.extend(b for b in bindings if all(b is not w for w in wanted))
     for stmt in tree.body:   # e.g. LayerNorm.forward = some_function
         if isinstance(stmt, ast.Assign) and any(
                 isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in scope
@@ -137,6 +187,139 @@ def _scope_nodes(tree: ast.Module, scope: tuple[str, ...], keep_first: tuple[str
                 wanted.append(defs[sub.id])
                 queue.append(defs[sub.id])
     return wanted
+
+
+# -- module-level containers and objects holding banned functions ---------------------------
+_DYNAMIC_NAMESPACES = ("globals", "vars", "locals")
+_BUILTINS = ("builtins", "__builtins__")
+
+
+def _key(node: ast.AST) -> str | None:
+    """``FNS``, ``ns.f``; a subscript stands for its container (``D["k"]`` -> ``D``)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _key(node.value)
+        return f"{base}.{node.attr}" if base else None
+    if isinstance(node, (ast.Subscript, ast.Starred)):
+        return _key(node.value)
+    return None
+
+
+class _Taint:
+    """Module-level names (dotted keys) and definitions that hold or use a banned function."""
+
+    def __init__(self, tree: ast.Module, resolver: "_Resolver", ban: Ban):
+        self.resolver, self.ban = resolver, ban
+        self.keys: dict[str, tuple[int, str]] = {}       # "FNS" -> (line, what it holds)
+        self.defs: dict[str, tuple[int, str]] = {}       # "helper" -> (line, what it uses)
+        self.computed: list[tuple[int, str]] = []        # stored under a name the scan cannot compute
+        self.imported = set(resolver.aliases)
+        defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        writes = [(stmt, None) for stmt in _module_statements(tree.body)]
+        for node in ast.walk(tree):   # functions writing module globals (``global FNS``)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = {n for g in ast.walk(node) if isinstance(g, ast.Global) for n in g.names}
+                if names:
+                    writes.extend((stmt, names) for stmt in ast.walk(node) if isinstance(stmt, ast.stmt))
+        for _ in range(8):   # to a fixed point: FNS = [F.layer_norm]; G = FNS; H = {"g": G}
+            before = (len(self.keys), len(self.defs))
+            for name, node in defs.items():
+                if name not in self.defs:
+                    what = self.mentions(node)
+                    if what:
+                        self.defs[name] = (node.lineno, what)
+            for stmt, only in writes:
+                self._learn(stmt, only)
+            if (len(self.keys), len(self.defs)) == before:
+                break
+
+    def mentions(self, node: ast.AST) -> str | None:
+        """What banned function the expression (or definition) holds or uses, if any."""
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Name, ast.Attribute, ast.Call)):
+                dotted = self.resolver.resolve(sub)
+                if dotted and _matches(dotted, self.ban.names):
+                    return dotted
+            if isinstance(sub, (ast.Name, ast.Attribute)):
+                held = self.held(sub)
+                if held:
+                    return held[1]
+        return None
+
+    def held(self, node: ast.AST) -> tuple[str, str] | None:
+        """(key, what) when ``node`` (a name or attribute chain) reaches a tainted key or definition."""
+        raw = _key(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        if not raw:
+            return None
+        root = raw.split(".")[0]
+        if root in self.defs and raw == root:
+            return raw, self.defs[root][1]
+        for key, (_, what) in self.keys.items():
+            if raw == key or raw.startswith(key + ".") or (key.startswith(raw + ".") and root not in self.imported):
+                return key, what
+        return None
+
+    def _learn(self, stmt: ast.stmt, only: set[str] | None) -> None:
+        targets, values = self._writes(stmt)
+        if not targets:
+            return
+        what = None
+        for value in values:
+            what = what or self.mentions(value)
+        if not what:
+            return
+        for target in targets:
+            if target is None:   # globals()[name] = ..., with a name the scan cannot compute
+                self.computed.append((getattr(stmt, "lineno", 0), what))
+                continue
+            if only is not None and target.split(".")[0] not in only:
+                continue
+            keys = [target]
+            parts = target.split(".")
+            if parts[0] in _BUILTINS and len(parts) > 1:
+                keys.append(".".join(parts[1:]))    # builtins.ln = ... makes a bare name ln
+            for key in keys:
+                self.keys.setdefault(key, (getattr(stmt, "lineno", 0), what))
+
+    def _writes(self, stmt: ast.stmt) -> tuple[list[str | None], list[ast.AST]]:
+        """The keys ``stmt`` writes and the expressions it writes into them."""
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            keys = []
+            for target in targets:
+                for node in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]):
+                    keys.append(self._target_key(node))
+            return keys, [stmt.value] if stmt.value is not None else []
+        if isinstance(stmt, (ast.For, ast.AsyncFor)):
+            return [_key(n) for n in ast.walk(stmt.target) if isinstance(n, ast.Name)], [stmt.iter]
+        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+            return [_key(i.optional_vars) for i in stmt.items if i.optional_vars is not None], \
+                [i.context_expr for i in stmt.items]
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            values = list(call.args) + [k.value for k in call.keywords]
+            if isinstance(call.func, ast.Name) and call.func.id == "setattr" and len(call.args) >= 2:
+                base, attr = _key(call.args[0]), _fold_str(call.args[1])
+                return [f"{base}.{attr}" if base and attr else base], values[2:]
+            if isinstance(call.func, ast.Attribute):   # FNS.append(...), D.update(...), globals().update(...)
+                owner = call.func.value
+                if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) \
+                        and owner.func.id in _DYNAMIC_NAMESPACES:
+                    keys = [k.arg for k in call.keywords if k.arg] + [
+                        _fold_str(k) for a in call.args if isinstance(a, ast.Dict) for k in a.keys if k is not None]
+                    return keys or [None], values
+                return [_key(owner)], values
+        return [], []
+
+    @staticmethod
+    def _target_key(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) \
+                and isinstance(node.value.func, ast.Name) and node.value.func.id in _DYNAMIC_NAMESPACES:
+            return _fold_str(node.slice)   # globals()["ln"] = ...: the name ln, or None if computed
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "__builtins__":
+            return _fold_str(node.slice)
+        return _key(node)
 
 
 def scan_source(source: str, filename: str, ban: Ban, *, notebook: bool = False,
@@ -166,6 +349,7 @@ def _scan(source: str, filename: str, ban: Ban, notebook: bool, keep_first: tupl
     resolver = _Resolver()
     for stmt in tree.body:
         resolver.learn(stmt)
+    taint = _Taint(tree, resolver, ban)
     findings: list[Finding] = []
     reported: set[tuple[int, str]] = set()
 
@@ -174,6 +358,10 @@ def _scan(source: str, filename: str, ban: Ban, notebook: bool, keep_first: tupl
         if key not in reported:
             reported.add(key)
             findings.append(Finding(filename, key[0], what))
+
+    if ban.scope:
+        for line, what in taint.computed:
+            report(ast.Pass(lineno=line), f"stores {what} under a computed name ({ban.reason or 'banned here'})")
 
     for root in _scope_nodes(tree, ban.scope, keep_first):
         for node in ast.walk(root):
@@ -201,6 +389,12 @@ def _scan(source: str, filename: str, ban: Ban, notebook: bool, keep_first: tupl
                     hit = _matches(dotted, ban.names)
                     if hit:
                         report(node, f"uses {dotted} ({ban.reason or 'banned here'})")
+                held = taint.held(node) if isinstance(node, (ast.Name, ast.Attribute)) \
+                    and isinstance(node.ctx, ast.Load) else None
+                if held and held[0] in taint.keys:
+                    line = taint.keys[held[0]][0]
+                    report(node, f"uses {held[0]}, which holds {held[1]} (set at line {line}; "
+                                 f"{ban.reason or 'banned here'})")
     # A chain like torch.nn.functional.layer_norm is reported once, at its longest match.
     findings.sort(key=lambda f: (f.line, -len(f.what)))
     unique: dict[int, Finding] = {}

@@ -10,21 +10,25 @@ worker every process of that user is killed. The fork server imports the worker-
 from a copy of ``autograder/{untrusted,wire}`` in the pool's own folder, so the grader's
 source folder (hidden tests, reference code) can stay unreadable to workers; workers get a
 scratch folder (their HOME and TMPDIR) and nothing else writable.
+
+This is the Linux backend (the server's). ``new_pool()`` chooses it, or the portable one
+(``trusted.portable_pool``: a fresh Python process per test, no sandbox) off Linux or when
+``AUTOGRADER_WORKERS=portable``. Nothing Linux-only is imported here at module level, so the
+portable path can import this module on macOS and Windows.
 """
 from __future__ import annotations
 
 import collections
-import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from pathlib import Path
@@ -35,6 +39,25 @@ from autograder.trusted.gpu_memory import GpuMemory
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 WORKER_SIDE = ("__init__.py", "notebook_source.py", "untrusted", "wire")   # all a worker imports of ours
 SPAWN_TIMEOUT_S = 120.0
+BACKEND_VARIABLE = "AUTOGRADER_WORKERS"   # "fork" (Linux, the server's) or "portable" (any OS)
+
+
+def backend() -> str:
+    """The worker backend new pools use: AUTOGRADER_WORKERS, else "fork" on Linux, "portable" elsewhere."""
+    chosen = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    if chosen in ("fork", "portable"):
+        return chosen
+    if chosen:
+        raise ValueError(f"{BACKEND_VARIABLE} must be 'fork' or 'portable', not {chosen!r}")
+    return "fork" if sys.platform == "linux" else "portable"
+
+
+def new_pool(libraries: tuple[str, ...] = (), **options) -> "WorkerPool":
+    """A worker pool of the backend this machine uses (see ``backend``); every grading makes its pool here."""
+    if backend() == "portable":
+        from autograder.trusted.portable_pool import PortableWorkerPool
+        return PortableWorkerPool(libraries=libraries, **options)
+    return WorkerPool(libraries=libraries, **options)
 
 
 class WorkerStartError(Exception):
@@ -74,6 +97,11 @@ class OutputDrain:
             self._busy = False
 
     def _unread(self) -> int:
+        try:
+            import fcntl
+            import termios
+        except ImportError:   # not POSIX: nothing to ask (the portable drain waits for the pipe's end)
+            return 0
         try:
             return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
         except OSError:
@@ -139,6 +167,24 @@ def group_usage(pgid: int) -> tuple[set[int], int]:
     return pids, sum(_pss_bytes(p) for p in pids)
 
 
+def read_small_files(folder: str, names, limit: int = 64 * 1024) -> dict[str, bytes]:
+    """``{name: bytes}`` of the regular files ``names`` directly in ``folder`` (links not followed)."""
+    out = {}
+    for name in names:
+        try:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                data = os.read(fd, limit + 1)
+                if len(data) <= limit:
+                    out[name] = data
+        finally:
+            os.close(fd)
+    return out
+
+
 def memfd_bytes(pids) -> int:
     """Bytes of the memfds (anonymous in-memory files) ``pids`` hold open, each counted once: an
     unmapped memfd is memory no process's RSS shows."""
@@ -170,7 +216,7 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096   # no sysconf on Windows
 STACK_DUMP_MARK = "(most recent call first):"   # faulthandler's head line
 MEMORY_POLL_S = 0.1
 
@@ -209,7 +255,9 @@ class WorkerProcess:
             if self.killed_for:
                 self._signal_group()
                 return
-            time.sleep(MEMORY_POLL_S)
+            time.sleep(self.memory_poll_s)
+
+    memory_poll_s = MEMORY_POLL_S
 
     def _usage(self) -> tuple[set[int], int]:
         """The worker's processes and the memory they hold: their own (see ``group_usage``), the
@@ -242,12 +290,20 @@ class WorkerProcess:
             time.sleep(0.01)
         self.output.text(wait=0.1)     # the frames after the head line
 
-    def kill(self) -> None:
+    scratch: str | None = None        # this worker's own HOME/TMPDIR, removed when it is killed
+    kept: dict[str, bytes] = {}       # small files of its scratch the grader asked to keep (see keep)
+
+    def kill(self, keep: tuple[str, ...] = ()) -> None:
+        """Kill the worker's processes, then remove its scratch folder, first reading the files
+        named ``keep`` (at most 64 KiB each) into ``kept``."""
         if not self.killed:
             self.killed = True
             self._signal_group()
             self.sock.close()
             self.pool.kill_worker_user()
+            if self.scratch:
+                self.kept = read_small_files(self.scratch, keep)
+                shutil.rmtree(self.scratch, ignore_errors=True)
 
     def exit_status(self, wait: float = 2.0) -> int | None:
         """Exit code (negative: signal) once the zygote has reaped the worker, or None."""
@@ -257,10 +313,47 @@ class WorkerProcess:
 class _Pending:
     """A worker asked of the fork server whose "spawned" answer has not been read yet."""
 
-    def __init__(self, key: tuple, sock: socket.socket, out_fd: int):
+    def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None):
         self.key = key
         self.sock = sock
         self.out_fd = out_fd
+        self.scratch = scratch
+
+    def discard(self) -> None:
+        self.sock.close()
+        os.close(self.out_fd)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def make_home(user: "privileges.WorkerUser | None") -> str:
+    """A pool's folder: ``runtime/`` (a read-only copy of our worker-side code) and ``scratch/``
+    (the workers' HOME and TMPDIR, owned by ``user`` when there is one)."""
+    home = tempfile.mkdtemp(prefix="autograder-pool-")
+    os.chmod(home, 0o711)
+    package = Path(home, "runtime", "autograder")
+    package.mkdir(parents=True)
+    for name in WORKER_SIDE:
+        source = PACKAGE_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, package / name)
+    for path in [package.parent, *package.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    scratch = Path(home, "scratch")
+    # with a worker user, only the grader writes here: each worker gets a fresh folder of its own
+    scratch.mkdir(mode=0o711 if user is not None else 0o700)
+    return home
+
+
+def new_worker_scratch(parent: str, user: "privileges.WorkerUser | None") -> str:
+    """A fresh, empty HOME/TMPDIR for one worker (one test), owned by the worker user (0700): no
+    file of one test reaches another (a hidden test's inputs never reach a visible one)."""
+    path = tempfile.mkdtemp(prefix="w", dir=parent)
+    if user is not None:
+        os.chown(path, user.uid, user.gid)
+    return path
 
 
 class WorkerPool:
@@ -313,23 +406,7 @@ class WorkerPool:
         self.user = privileges.acquire() if self.no_switch_reason is None else None
         if self.user is None and privileges.running_as_root():
             sys.stderr.write(f"\n*** WARNING: {self.no_switch_reason} ***\n\n")   # loudly: a wall is missing
-        home = tempfile.mkdtemp(prefix="autograder-pool-")
-        os.chmod(home, 0o711)
-        package = Path(home, "runtime", "autograder")
-        package.mkdir(parents=True)
-        for name in WORKER_SIDE:
-            source = PACKAGE_DIR / name
-            if source.is_dir():
-                shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy(source, package / name)
-        for path in [package.parent, *package.rglob("*")]:
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        scratch = Path(home, "scratch")
-        scratch.mkdir(mode=0o700)
-        if self.user is not None:
-            os.chown(scratch, self.user.uid, self.user.gid)
-        self._home = home
+        self._home = make_home(self.user)
 
     @property
     def scratch(self) -> str:
@@ -431,14 +508,15 @@ class WorkerPool:
         staged_dir, modules, device = key
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
+        scratch = new_worker_scratch(self.scratch, self.user)
         request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
-                              "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device)})
+                              "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device),
+                              "scratch": scratch})
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
-            return _Pending(key, ours, out_r)
+            return _Pending(key, ours, out_r, scratch)
         except OSError:
-            ours.close()
-            os.close(out_r)
+            _Pending(key, ours, out_r, scratch).discard()
             return None
         finally:
             theirs.close()
@@ -446,13 +524,14 @@ class WorkerPool:
 
     def _collect(self, pending: _Pending) -> WorkerProcess | None:
         if not self._wait_for(lambda: bool(self._spawned), SPAWN_TIMEOUT_S):
-            pending.sock.close()
-            os.close(pending.out_fd)
+            pending.discard()
             return None
         pid = self._spawned.popleft()
         gpu_limit = self.gpu_memory_limit if pending.key[2].startswith("cuda") else None
-        return WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
-                             self.memory_limit, gpu_limit)
+        worker = WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
+                               self.memory_limit, gpu_limit)
+        worker.scratch = pending.scratch
+        return worker
 
     def spawn(self, staged_dir: str, modules: dict, device: str) -> WorkerProcess:
         """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).

@@ -36,8 +36,8 @@ skipped or changed statement is described in ``LoadResult.notes``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
-import hashlib
 import json
 import os
 import signal
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autograder.notebook_source import PYTHON_CELL_MAGICS, neutralize, parse_skipping_broken_blocks
+from autograder.notebook_source import PYTHON_CELL_MAGICS, memo_name, neutralize, parse_skipping_broken_blocks
 from autograder.untrusted import notebook_frontends
 
 STATEMENT_TIME_CAP_S = 2.0
@@ -62,6 +62,35 @@ class LoadResult:
     module: types.ModuleType
     notes: list[str] = field(default_factory=list)
     history: dict[str, list[dict]] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _time_cap(seconds: float):
+    """Raise ``_StatementTimeout`` in this (the main) thread after ``seconds``: with SIGALRM where
+    there is one (POSIX), else (Windows, the portable backend) from a timer thread through
+    ``_thread.interrupt_main``."""
+    if hasattr(signal, "setitimer"):
+        previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        return
+    import _thread
+    import threading
+    fired = threading.Event()
+    timer = threading.Timer(seconds, lambda: (fired.set(), _thread.interrupt_main()))
+    timer.start()
+    try:
+        yield
+    except KeyboardInterrupt:
+        if fired.is_set():
+            raise _StatementTimeout() from None
+        raise
+    finally:
+        timer.cancel()
 
 
 class _StatementTimeout(Exception):
@@ -232,14 +261,11 @@ class _Loader:
     # -- running --------------------------------------------------------------------
     def run(self, stmt: ast.stmt, cap: float) -> None:
         code = compile(ast.Module(body=[stmt], type_ignores=[]), self.filename, "exec")
-        previous = signal.signal(signal.SIGALRM, _raise_timeout)
-        signal.setitimer(signal.ITIMER_REAL, cap)
         started = time.monotonic()
         try:
-            exec(code, self.ns)   # noqa: S102 - this is the worker: student code runs here by design
+            with _time_cap(cap):
+                exec(code, self.ns)   # noqa: S102 - this is the worker: student code runs here by design
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
             self.spent += time.monotonic() - started
 
     def guarded(self, stmt: ast.stmt, exempt: bool) -> None:
@@ -329,9 +355,9 @@ def load_notebook(path: str, name: str, *, keep_first=(), watch=(), device: str 
     module.__file__ = path
     module.__dict__.update(notebook_frontends.namespace())
     sys.modules[name] = module
-    # shared by the workers of this submission: in their scratch folder (the staged one is read-only)
+    # in this worker's own scratch folder: the grader carries it on from visible tests' workers
     memo_dir = os.environ.get("TMPDIR") or os.path.dirname(path)
-    memo = _Memo(os.path.join(memo_dir, f".{hashlib.sha256(path.encode()).hexdigest()[:16]}.slow-lines.json"))
+    memo = _Memo(os.path.join(memo_dir, memo_name(path)))
     loader = _Loader(module, path, source, keep_first, watch, memo)
     tree = parse_skipping_broken_blocks(source, path, loader.notes)
     stdout, stderr = sys.stdout, sys.stderr

@@ -8,6 +8,10 @@ only (see ``autograder.wire.codec``).
 Request: ``{"op": ..., "target": ref?, ...}`` with ops ``import``, ``getattr``,
 ``setattr``, ``call``, ``getitem``, ``iter``, ``len``, ``put``, ``fetch``, ``tool``, ``script``.
 Reply: ``{"ok": true, "value": ..., "ops": [...]}`` or ``{"ok": false, "error": {...}}``.
+A request of a test that bans functions carries ``"bans"`` (the runtime patterns): the
+first one installs the ``oplog.Guard`` before any student code runs, and every reply then
+carries ``"banned"`` (the banned names seen, matched here over everything the request ran:
+never cut from a longer list) and ``"tampered"`` (why the evidence cannot be trusted).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import torch
 from autograder.untrusted.call_capture import record_calls
 from autograder.untrusted.loader import describe_exception, load_module
 from autograder.untrusted.notebook_loader import load_notebook
-from autograder.untrusted.oplog import OpLog
+from autograder.untrusted.oplog import MAX_REPORTED, Guard, OpLog, matches
 from autograder.untrusted.script_runner import run_script
 from autograder.wire import framing
 from autograder.wire.codec import Decoder, Encoder
@@ -52,8 +56,10 @@ class Worker:
     "notebook"), ``keep_first``, ``watch`` and ``expected_names`` (see SubmissionFile)."""
 
     def __init__(self, staged_dir: str, modules: dict[str, dict], device: str = "cpu",
-                 libraries: list[str] = ()):
+                 libraries: list[str] = (), guard_bans: bool = True):
         self.staged_dir = staged_dir
+        self.guard_bans = guard_bans    # False only in the trusted process (the benchmark's floor)
+        self.guard: Guard | None = None
         self.modules = modules
         self.libraries = {"torch", *libraries}
         self.device = device
@@ -84,13 +90,17 @@ class Worker:
         op = header.get("op")
         device = header.get("device") or self.device
         log = OpLog() if header.get("log_ops") else None
+        bans = header.get("bans") if isinstance(header.get("bans"), list) else []
+        mark = (0, 0)
         try:
+            mark = self._guard(bans)
             decoder = Decoder(payload, self._resolve, lambda t, meta: self._place(t, meta, device))
             result = self._dispatch(op, header, decoder, log)
         except RequestError as exc:
             return {"ok": False, "error": {"kind": "request", "message": str(exc)}}, b""
         except BaseException as exc:   # noqa: BLE001 - student code may raise anything, SystemExit included
-            return {"ok": False, "error": {"kind": "student", **describe_exception(exc, self.staged_dir)}}, b""
+            reply = {"ok": False, "error": {"kind": "student", **describe_exception(exc, self.staged_dir)}}
+            return self._evidence(reply, op, bans, log, mark), b""
         finally:
             _flush_output()
         encoder = Encoder(self._ref)
@@ -101,12 +111,48 @@ class Worker:
                 wire_value = encoder.encode(result)
         except BaseException as exc:   # noqa: BLE001
             info = describe_exception(exc, self.staged_dir)
-            return {"ok": False, "error": {"kind": "unsendable", **info,
-                                           "result_type": _type_name(result)}}, b""
-        reply = {"ok": True, "value": wire_value}
+            return self._evidence({"ok": False, "error": {"kind": "unsendable", **info,
+                                                          "result_type": _type_name(result)}},
+                                  op, bans, log, mark), b""
+        reply = self._evidence({"ok": True, "value": wire_value}, op, bans, log, mark)
         if log is not None:
             reply["ops"] = sorted(log.seen)[:5000]
         return reply, encoder.payload()
+
+    # -- bans (see autograder.untrusted.oplog) ----------------------------------------------
+    def _guard(self, bans: list) -> tuple[int, int]:
+        """Install the guard on the first request that carries bans; where its records stand."""
+        patterns = [p for p in bans if isinstance(p, str) and p]
+        if patterns and self.guard_bans and self.guard is None:
+            try:
+                if self.device.startswith("cuda") and torch.cuda.is_available():
+                    torch.cuda.init()   # later device queries then skip NVML's ctypes, which the guard removes
+                self.guard = Guard(patterns)
+            except Exception as exc:   # noqa: BLE001 - the grader's own failure, reported as such
+                raise RequestError(f"the banned-function guard could not be installed ({exc})") from None
+        if self.guard is None:
+            return (0, 0)
+        self.guard.refresh()   # torch modules imported since
+        return len(self.guard.hits()), len(self.guard.refusals())
+
+    def _evidence(self, reply: dict, op, bans: list, log: OpLog | None, mark: tuple[int, int]) -> dict:
+        """``banned`` and ``tampered`` for a request of a test with bans. What the guard met while
+        a module was imported is not counted (a notebook's own checks may call what its graded
+        functions must not): it was refused all the same."""
+        if not bans:
+            return reply
+        names = set(log.seen) if log is not None else set()
+        found = matches(names, [p for p in bans if isinstance(p, str)])
+        tampered = list(log.tampered) if log is not None else []
+        if self.guard is not None:
+            if op != "import":
+                found = sorted(set(found) | set(self.guard.hits()[mark[0]:]))
+                tampered += [f"it tried {what}" for what in dict.fromkeys(self.guard.refusals()[mark[1]:])]
+            tampered += self.guard.intact()
+        reply["banned"] = found[:MAX_REPORTED]
+        reply["banned_count"] = len(found)
+        reply["tampered"] = tampered[:MAX_REPORTED]
+        return reply
 
     def _resolve(self, entry: dict) -> Any:
         ref = entry["ref"]

@@ -42,6 +42,10 @@ def _child(request: dict, fds: list[int]) -> None:
     sock = socket.socket(fileno=sock_fd)
     select.select([sock], [], [])   # inert until claimed (see the module docstring)
     confine(request.get("sandbox", {}))
+    if request.get("scratch"):   # this worker's own, fresh HOME and TMPDIR (nothing of another test)
+        os.environ["HOME"] = os.environ["TMPDIR"] = request["scratch"]
+        import tempfile
+        tempfile.tempdir = None
     import faulthandler
     faulthandler.register(signal.SIGUSR1, all_threads=False)   # where it hangs: the parent asks before the kill
     worker = Worker(request["staged_dir"], request["modules"], request.get("device", "cpu"),
@@ -116,9 +120,11 @@ def _reap(ctrl: socket.socket, workers: set[int]) -> None:
             sys.exit(0)
 
 
-def _warm_up(libraries: list[str]) -> None:
+def warm_up(libraries: list[str], op_log: bool = True) -> None:
     """Pay torch's one-time costs (imports, first-op dispatch, autograd) once, before forking,
-    and import the assignment's libraries (e.g. transformers) so no worker pays for them."""
+    and import the assignment's libraries (e.g. transformers) so no worker pays for them.
+    ``op_log``: the op log's too (its first use imports torch._dynamo, about as long as torch)."""
+    import contextlib
     import importlib
     for name in libraries:
         try:
@@ -134,7 +140,7 @@ def _warm_up(libraries: list[str]) -> None:
     torch.set_num_threads(1)
     layer = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
     x = torch.randn(2, 3, 8, requires_grad=True)
-    with OpLog():
+    with OpLog() if op_log else contextlib.nullcontext():
         y = layer(x).softmax(-1) @ x.transpose(1, 2)
         loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
         loss.backward()
@@ -162,7 +168,7 @@ def _probe_network_block() -> bool:
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     _become_subreaper()
-    _warm_up(list(libraries))
+    warm_up(list(libraries))
     try:
         ctrl.send(json.dumps({"ready": os.getpid(), "network_blocked": _probe_network_block()}).encode())
     except OSError:   # the parent gave up on us while we warmed up

@@ -1,7 +1,27 @@
 """IFT6135 (UdeM, Winter 2022) Assignment 2: an LSTM language model and a Vision Transformer."""
 from autograder.assignment import Assignment, Ban, SubmissionFile
 
-_PRIVATE_LAYERS = ("torch.ops", "torch._C", "torch._refs", "torch._decomp", "torch._prims")
+_PRIVATE_LAYERS = ("torch.ops", "torch._C", "torch._refs", "torch._decomp", "torch._prims",
+                   "torch._higher_order_ops", "torch._inductor", "torch._dynamo")
+# LayerNorm's near-exact stand-ins are banned with it: batch norm over the features of a
+# transposed input, RMS norm of the centred input, group norm with one group, instance norm.
+_NORMS = ("layer_norm", "group_norm", "instance_norm", "batch_norm", "rms_norm")
+_NORM_NAMES = ("torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm",
+               "torch.nn.GroupNorm", "torch.nn.functional.group_norm", "torch.group_norm", "torch.native_group_norm",
+               "torch.nn.InstanceNorm1d", "torch.nn.InstanceNorm2d", "torch.nn.InstanceNorm3d",
+               "torch.nn.LazyInstanceNorm1d", "torch.nn.LazyInstanceNorm2d", "torch.nn.LazyInstanceNorm3d",
+               "torch.nn.functional.instance_norm", "torch.instance_norm",
+               "torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d", "torch.nn.SyncBatchNorm",
+               "torch.nn.LazyBatchNorm1d", "torch.nn.LazyBatchNorm2d", "torch.nn.LazyBatchNorm3d",
+               "torch.nn.functional.batch_norm", "torch.batch_norm", "torch.native_batch_norm",
+               "torch.nn.RMSNorm", "torch.nn.functional.rms_norm", "torch.rms_norm")
+# Attention's: SDPA and its kernels (flash, memory-efficient, cuDNN), the fused MHA op, flex attention.
+_ATTENTION = ("scaled_dot", "multi_head_attention", "flash_attention", "efficient_attention", "cudnn_attention",
+              "flex_attention")
+_ATTENTION_NAMES = ("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward",
+                    "torch.nn.functional.scaled_dot_product_attention", "torch._native_multi_head_attention",
+                    "torch.nn.attention", "torch.nn.Transformer", "torch.nn.TransformerEncoder",
+                    "torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoder", "torch.nn.TransformerDecoderLayer")
 
 ASSIGNMENT = Assignment(
     name="ift6135_vit_lstm",
@@ -16,19 +36,17 @@ ASSIGNMENT = Assignment(
             key="layer_norm",
             file="vit_solution.py",
             scope=("LayerNorm",),
-            names=("torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm",
-                   "torch.native_layer_norm", "torch.nn.GroupNorm", "torch.nn.functional.group_norm",
-                   "torch.group_norm", "torch.nn.functional.instance_norm", *_PRIVATE_LAYERS),
-            runtime_ops=("layer_norm", "group_norm", "instance_norm"),
-            reason="LayerNorm must be written by hand (no nn.LayerNorm or anything calling torch.layer_norm)",
+            names=_NORM_NAMES + _PRIVATE_LAYERS,
+            runtime_ops=_NORMS,
+            reason="LayerNorm must be written by hand (no nn.LayerNorm or anything calling torch.layer_norm, "
+                   "nor batch, group, instance or RMS norm standing in for it)",
         ),
         Ban(
             key="attention",
             file="vit_solution.py",
             scope=("MultiHeadedAttention",),
-            names=("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward",
-                   "torch.nn.functional.scaled_dot_product_attention", *_PRIVATE_LAYERS),
-            runtime_ops=("multi_head_attention_forward", "scaled_dot_product"),
+            names=_ATTENTION_NAMES + _PRIVATE_LAYERS,
+            runtime_ops=_ATTENTION,
             reason="attention must be written by hand (no nn.MultiheadAttention, "
                    "F.multi_head_attention_forward or F.scaled_dot_product_attention)",
         ),
