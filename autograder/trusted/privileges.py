@@ -238,7 +238,7 @@ def kill_all(user: WorkerUser, timeout: float = 30.0) -> list[int]:
 
 
 # -- what a worker user leaves outside its processes ---------------------------------------------
-SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")   # where any user may create files
+SHARED_FOLDERS = ("/dev/shm", "/dev/mqueue", "/var/tmp", "/tmp")   # where any user may create files
 MEMORY_FOLDERS = ("/dev/shm", "/dev/mqueue")                        # ... and what is held there is memory
 SYSV_IPC = {"shm": 0, "sem": 1, "msg": 2}                           # /proc/sysvipc tables -> kind
 IPC_RMID = 0
@@ -263,7 +263,8 @@ def _sysv_objects(uid: int) -> list[tuple[str, int, int]]:
 
 
 def _owned_files(uid: int, folders=SHARED_FOLDERS):
-    """Paths under ``folders`` owned by ``uid`` (not below one of its own folders), with their stat."""
+    """Paths under ``folders`` owned by ``uid``, with their stat: a walk that enters only folders any
+    user may write (where else could ``uid`` have created something), not below ``uid``'s own."""
     seen = 0
     for top in folders:
         stack = [top]
@@ -281,8 +282,8 @@ def _owned_files(uid: int, folders=SHARED_FOLDERS):
                     continue
                 if info.st_uid == uid:
                     yield entry.path, info
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002:
+                    stack.append(entry.path)     # only where any user may write (not a venv under /tmp)
 
 
 def _bytes(path: str, info: os.stat_result) -> int:
