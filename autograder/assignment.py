@@ -16,7 +16,7 @@ class SubmissionFile:
     any of the names are accepted and converted to a module.
 
     ``loader="notebook"`` loads a notebook export statement by statement instead of importing
-    it (see ``autograder.untrusted.notebook_loader``): shell lines, top-level calls and loops
+    it (see ``autograder.common.notebook_loader``): shell lines, top-level calls and loops
     are not run, a broken cell does not sink the rest, ``keep_first`` names keep their first
     definition, and every value assigned to a ``watch`` name is recorded in order.
     ``expected_names`` are the graded names the file should define (for clear messages).

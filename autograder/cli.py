@@ -12,58 +12,48 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
-import traceback
 from pathlib import Path
 
-from autograder.trusted.workers import WorkerPool, new_pool   # stdlib only: importable before torch
+from autograder.engine import registry   # stdlib only: importable before torch
+from autograder.engine.isolation.backend import pool_for
 
-DEPLOY_CONFIG = Path(__file__).resolve().parent / "deploy.json"
 
-
-def _pool_for(assignment: str) -> WorkerPool:
-    """A worker pool whose fork server preloads the assignment's libraries (no torch import here)."""
-    from autograder.trusted import registry
-    try:
-        libraries = registry.load_assignment(assignment).libraries
-    except Exception:   # noqa: BLE001 - an unknown assignment is reported by the command itself
-        libraries = ()
-    return new_pool(libraries)
+def _known(assignment: str) -> bool:
+    if assignment in registry.names():
+        return True
+    print(f"autograder: {registry.unknown_message(assignment)}", file=sys.stderr)
+    return False
 
 
 def _cmd_list(args) -> int:
-    from autograder.trusted import registry
     for name in registry.names():
         print(name)
     return 0
 
 
 def _cmd_grade(args) -> int:
-    with _pool_for(args.assignment) as pool:
-        if args.isolation == "process":
-            pool.start()   # the fork server imports torch while this process does the same
-        return _grade_and_report(args, pool)
+    from autograder.engine.formats import gradescope_json, table
+    from autograder.engine.runner import grade
 
-
-def _grade_and_report(args, pool: WorkerPool) -> int:
-    from autograder.trusted import registry
-    from autograder.trusted.formats import gradescope_json, table
-    from autograder.trusted.runner import grade
-
-    if args.assignment not in registry.names():
-        print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
-              file=sys.stderr)
+    if not _known(args.assignment):
         return 2
     if args.submission == "-":      # the path in the environment (batch: kept off the command line)
         args.submission = os.environ.get("AUTOGRADER_SUBMISSION", "")
     if not args.submission or not Path(args.submission).exists():
         print(f"autograder: {args.submission or 'the submission'} does not exist", file=sys.stderr)
         return 2
-    result = grade(args.assignment, Path(args.submission), device=args.device, isolation=args.isolation,
-                   seed=args.seed, pool=pool)
+    in_process = None
+    if args.isolation == "none":    # the benchmark's floor: student code in this very process
+        from functools import partial
+        from autograder.worker.worker import Worker
+        in_process = partial(Worker, guard_bans=False)
+    with pool_for(args.assignment) as pool:
+        if in_process is None:
+            pool.start()   # the fork server imports torch while this process does the same
+        result = grade(args.assignment, Path(args.submission), device=args.device, seed=args.seed, pool=pool,
+                       in_process=in_process, reference=_reference(args.assignment))
     if args.results:
         gradescope_json.write(result, Path(args.results))
     print(table.render(result, details=args.details, title=f"{args.assignment}: {args.submission}"))
@@ -72,81 +62,26 @@ def _grade_and_report(args, pool: WorkerPool) -> int:
     return 1 if result.grader_error else 0
 
 
+def _reference(assignment: str):
+    """The student bundle replays the reference's recorded answers; elsewhere the engine's default."""
+    from autograder.engine import deploy
+    if deploy.kind() != "student_bundle":
+        return None
+    from autograder.instructor.check import reference_source
+    return reference_source(assignment)
+
+
 def _cmd_gradescope(args) -> int:
-    """Grade /autograder/submission into /autograder/results/results.json; always writes the file."""
-    root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
-    if not (root / "submission").is_dir():
-        print(f"autograder gradescope: {root / 'submission'} is not a folder: this is not a Gradescope "
-              "autograder root (set AUTOGRADER_ROOT to one), so nothing was graded or written; "
-              "to grade an upload here, use `autograder grade ASSIGNMENT PATH`", file=sys.stderr)
-        return 2
-    _private_to_the_grader(root / "submission_metadata.json")
-    try:
-        assignment = json.loads(DEPLOY_CONFIG.read_text())["assignment"]
-    except Exception:   # noqa: BLE001 - _gradescope reports it in results.json
-        assignment = "unknown"
-    with _pool_for(assignment) as pool:
-        pool.start()
-        return _gradescope(args, pool)
-
-
-def _private_to_the_grader(path: Path) -> None:
-    """Gradescope's metadata holds earlier results, hidden tests included: only the grader (root)
-    reads it, before any worker exists (the rate limit reads it later, as root)."""
-    try:
-        os.chmod(path, 0o600)
-    except OSError:
-        pass
-
-
-def _gradescope(args, pool: WorkerPool) -> int:
-    from autograder.trusted import rate_limit
-    from autograder.trusted.formats import gradescope_json, table
-    from autograder.trusted.results import grader_error_result
-    from autograder.trusted.runner import grade
-
-    root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
-    results = root / "results" / "results.json"
-    started = time.monotonic()
-    assignment = "unknown"
-    try:
-        config = json.loads(DEPLOY_CONFIG.read_text())
-        assignment = config["assignment"]
-        limit = rate_limit.check(config, root / "submission_metadata.json")    # None: no limit configured
-
-        def write_partial(partial):   # a crash of the grader still leaves the tests done so far
-            try:
-                gradescope_json.write_atomic(results, gradescope_json.render(partial))
-            except OSError as exc:    # a full disk: grading goes on, the final write tries again
-                print(f"autograder: partial results.json not written ({exc})", file=sys.stderr)
-
-        if limit is not None and not limit.allowed:
-            result = rate_limit.apply(limit, limit.carried)
-        else:
-            result = grade(assignment, root / "submission", device=args.device, on_progress=write_partial, pool=pool)
-            if limit is not None:
-                result = rate_limit.apply(limit, result)
-    except Exception:   # noqa: BLE001
-        result = grader_error_result(assignment, traceback.format_exc())
-        result.execution_time = time.monotonic() - started
-    try:
-        text = gradescope_json.render(result)
-    except Exception:   # noqa: BLE001 - even rendering failed: fall back to the minimal valid file
-        text = gradescope_json.render(grader_error_result(assignment, traceback.format_exc()))
-    gradescope_json.write_atomic(results, text)
-    print(table.render(result, details=True, title=f"{assignment}: {root / 'submission'}"))
-    return 0
+    from autograder.gradescope.entry import run
+    return run(args.device)
 
 
 def _cmd_verify(args) -> int:
-    from autograder.trusted import registry
-    from autograder.trusted.verify import render, verify
+    from autograder.instructor.verify import render, verify
 
-    if args.assignment not in registry.names():
-        print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
-              file=sys.stderr)
+    if not _known(args.assignment):
         return 2
-    with _pool_for(args.assignment) as pool:
+    with pool_for(args.assignment) as pool:
         pool.start()
         checks, info = verify(args.assignment, device=args.device, pool=pool)
     print(render(args.assignment, checks, info))
@@ -154,66 +89,19 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    """The student's local check: the visible tests, in the same isolated engine, offline."""
-    from autograder.trusted import registry
+    from autograder.instructor.check import check, resolve
 
-    words = list(args.words)
-    known = registry.names()
-    assignment = words.pop(0) if words and words[0] in known else None
-    path = Path(words.pop(0) if words else ".")
-    if words or not path.exists():
-        print("usage: autograder check [ASSIGNMENT] [PATH]" if words else f"autograder: {path} does not exist",
-              file=sys.stderr)
+    try:
+        assignment, path = resolve(args.words)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    if assignment is None:
-        found = registry.detect(path)
-        if not found:
-            print(f"autograder: no assignment's files found in {path}; name one of: {', '.join(known)}",
-                  file=sys.stderr)
-            return 2
-        assignment = found[0]
-    with _pool_for(assignment) as pool:
-        pool.start()
-        return _check(args, assignment, path, pool)
-
-
-def _check(args, assignment: str, path: Path, pool: WorkerPool) -> int:
-    from autograder.suite.decorators import attribute
-    from autograder.trusted import registry
-    from autograder.trusted.build import HIDDEN_SUMMARY
-    from autograder.trusted.formats import table
-    from autograder.trusted.results import GradingResult
-    from autograder.trusted.runner import _method, collect_tests, grade
-
-    result = grade(assignment, path, device=args.device, visible_only=True, pool=pool)
-    hidden = [m for m in map(_method, collect_tests(assignment))
-              if attribute(m, "__visibility__", "visible") != "visible"]
-    server = [t for t in result.tests if t.extra.get("decided_on_server")]
-    local = GradingResult(assignment, [t for t in result.tests if t not in server], result.output,
-                          result.execution_time, result.grader_error, result.extra,
-                          result.total_points, result.extra_credit)
-    print(table.render(local, details=args.details, title=f"{assignment}: visible tests on {path}",
-                       audience="student"))
-    if server:
-        print(f"  {len(server)} visible tests ({sum(t.max_score for t in server):g} points) need more of the "
-              "reference solution than its recorded answers, or data that stay on the server: they are "
-              "decided there, after you submit:")
-        for t in server:
-            print(f"    {t.number or '':<8}  SERVER  {t.max_score:g} pts  {t.name}")
-    count, points = len(hidden), sum(float(attribute(m, "__weight__", 0) or 0) for m in hidden)
-    stripped = registry.suite_dir(assignment) / HIDDEN_SUMMARY      # the student bundle's record of them
-    if not hidden and stripped.is_file():
-        recorded = json.loads(stripped.read_text())
-        count, points = int(recorded["tests"]), float(recorded["points"])
-    if count:
-        print(f"  {count} hidden tests ({points:g} points) are not run here: they are decided on the "
-              "server, after you submit.")
-    return 0 if all(t.passed for t in local.tests) and not result.grader_error else 1
+    return check(assignment, path, device=args.device, details=args.details)
 
 
 def _cmd_batch(args) -> int:
-    from autograder.trusted.batch import BatchOptions, run_batch
-    from autograder.trusted.batch_inputs import BadBatchInput
+    from autograder.batch.inputs import BadBatchInput
+    from autograder.batch.run import BatchOptions, run_batch
 
     options = BatchOptions(regrade=args.regrade, timeout_s=args.timeout, device=args.device,
                            cluster=args.cluster, plots=not args.no_plots)
@@ -228,27 +116,18 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from autograder.trusted import registry
-    from autograder.trusted.build import build
+    from autograder.instructor.build import build, parse_rate_limit, server_decided
 
-    if args.assignment not in registry.names():
-        print(f"autograder: unknown assignment {args.assignment!r}; known: {', '.join(registry.names())}",
-              file=sys.stderr)
+    if not _known(args.assignment):
         return 2
-    rate_limit = None
-    if args.rate_limit:
-        try:
-            count, hours = args.rate_limit.lower().rstrip("h").split("/")
-            rate_limit = {"submissions": int(count), "window_hours": float(hours)}
-            if rate_limit["submissions"] < 1 or rate_limit["window_hours"] <= 0:
-                raise ValueError
-        except ValueError:
-            print(f"autograder: --rate-limit takes N/HOURS (e.g. 3/24h), not {args.rate_limit!r}", file=sys.stderr)
-            return 2
+    try:
+        rate_limit = parse_rate_limit(args.rate_limit) if args.rate_limit else None
+    except ValueError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
     upload, bundle = build(args.assignment, Path(args.output), rate_limit)
     print(f"Gradescope autograder zip: {upload}\nstudent bundle:            {bundle}")
     if not args.quick:
-        from autograder.trusted.build import server_decided
         undecided = server_decided(args.assignment, bundle)
         print(f"visible tests the bundle's check leaves to the server: {len(undecided) or 'none'}")
         for test, why in undecided.items():
@@ -316,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autograder {args.command}: --device cuda was asked for, but CUDA is not available on this "
               "machine (torch.cuda.is_available() is False); use --device cpu or auto", file=sys.stderr)
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as exc:   # a deliverable ships only the verbs it runs
+        if not (exc.name or "").startswith("autograder."):
+            raise
+        print(f"autograder {args.command}: not part of this installation ({exc.name} is not shipped here); "
+              "run it from the project's checkout", file=sys.stderr)
+        return 2
 
 
 def _cuda_available() -> bool:

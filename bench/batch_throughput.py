@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.trusted.batch import BatchOptions, run_batch   # noqa: E402
+from autograder.batch.run import BatchOptions, run_batch   # noqa: E402
 
 ASSIGNMENT = "ift6135_vit_lstm"
 REFERENCE = ROOT / "reference" / ASSIGNMENT

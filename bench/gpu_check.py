@@ -127,7 +127,7 @@ def _tree(pid: int) -> list[int]:
 
 def grade(subject: Subject, device: str, scratch: Path) -> Grading:
     """Grade ``subject`` on ``device`` in a fresh process; GPU memory sampled every 50 ms."""
-    from autograder.trusted.gpu_memory import GpuMemory
+    from autograder.engine.isolation.gpu_memory import GpuMemory
     results = scratch / "results" / subject.assignment / subject.name.replace("/", "_").replace(":", "_") / device
     results.mkdir(parents=True, exist_ok=True)
     out = Grading(subject, device)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                   "so no CUDA figures exist from here.")
             return 0
         print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
-    from autograder.trusted import registry
+    from autograder.engine import registry
     names = args.assignments or registry.names()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:

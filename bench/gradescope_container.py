@@ -59,7 +59,7 @@ def remove_group(memory: Path, cpu: Path) -> None:
 
 def grade_inside(assignment: str, memory_mb: int, cpus: float) -> dict:
     """Grade ``assignment``'s reference inside fresh limits; its score, wall time and peak memory."""
-    from autograder.trusted import registry
+    from autograder.engine import registry
     memory, cpu = make_group(f"autograder-bench-{os.getpid()}-{assignment}", memory_mb, cpus)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0 or not (CGROUPS / "memory").is_dir() or not (CGROUPS / "cpu").is_dir():
         print("needs root and the cgroup v1 memory and cpu hierarchies under /sys/fs/cgroup")
         return 2
-    from autograder.trusted import registry
+    from autograder.engine import registry
     print(f"limits: {args.memory_mb} MB, {args.cpus:g} vCPU; load average at start: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| assignment | score | wall time | peak memory (cgroup) |\n|---|---|---|---|")

@@ -30,7 +30,7 @@ def _size_mib(folder: Path) -> float:
 
 def measure(assignment: str) -> tuple[float, float]:
     """(setup wall time in s, venv size in MiB) of a from-scratch setup.sh for ``assignment``."""
-    from autograder.trusted.build import autograder_zip
+    from autograder.instructor.build import autograder_zip
     with tempfile.TemporaryDirectory(prefix="setup-cost-") as tmp:
         root = Path(tmp) / "autograder"
         with zipfile.ZipFile(autograder_zip(assignment, Path(tmp) / "out")) as zf:
@@ -45,7 +45,7 @@ def measure(assignment: str) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
-    from autograder.trusted import registry
+    from autograder.engine import registry
     names = argv or registry.names()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| assignment | setup.sh wall time | venv size |\n|---|---|---|")

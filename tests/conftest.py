@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder.trusted.formats import gradescope_json
+from autograder.engine.formats import gradescope_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -19,8 +19,8 @@ MINI_SECRET = "SECRET-MINI-HIDDEN-7d1f0c"   # in the mini project's hidden test 
 @contextlib.contextmanager
 def assignment_pool(assignment: str):
     """A started worker pool preloading ``assignment``'s libraries, for a test module's gradings."""
-    from autograder.trusted.registry import load_assignment
-    from autograder.trusted.workers import new_pool
+    from autograder.engine.registry import load_assignment
+    from autograder.engine.isolation.backend import new_pool
     with new_pool(load_assignment(assignment).libraries) as pool:
         pool.start()
         yield pool
@@ -28,7 +28,7 @@ def assignment_pool(assignment: str):
 
 def grade_valid(assignment: str, submission: Path, pool, seed: int):
     """Grade on the CPU with ``pool`` and check the result renders to schema-valid results.json."""
-    from autograder.trusted.runner import grade
+    from autograder.engine.runner import grade
     result = grade(assignment, submission, device="cpu", seed=seed, pool=pool)
     assert_valid_results(result)
     return result
@@ -83,7 +83,7 @@ def processes_left(name: str, uid: int) -> list[int]:
     """Processes of the worker user ``name`` once its grading released it; [] while another grading
     (a parallel test) holds it, since its workers are then legitimately alive."""
     import fcntl
-    from autograder.trusted import privileges
+    from autograder.engine.isolation import privileges
     fd = os.open(os.path.join(privileges.LOCK_DIR, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -99,7 +99,7 @@ def processes_after_teardown(uid: int, timeout: float = 30.0) -> list[int]:
     """Processes of ``uid`` once killed ones had ``timeout`` s to be torn down (a fork bomb of
     torch-sized processes takes seconds on a busy machine)."""
     import time
-    from autograder.trusted import privileges
+    from autograder.engine.isolation import privileges
     deadline = time.monotonic() + timeout
     while True:
         left = privileges.processes_of(uid)

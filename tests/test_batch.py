@@ -12,9 +12,9 @@ import zipfile
 import jsonschema
 import pytest
 
-from autograder.trusted.batch import BatchOptions, run_batch, write_summary
-from autograder.trusted.batch_inputs import BadBatchInput, find_submissions
-from autograder.trusted.formats import gradescope_json
+from autograder.batch.run import BatchOptions, run_batch, write_summary
+from autograder.batch.inputs import BadBatchInput, find_submissions
+from autograder.engine.formats import gradescope_json
 from conftest import MINI_PROJECT, ROOT
 
 REFERENCE = (MINI_PROJECT / "reference" / "mini" / "norm.py").read_text()
@@ -111,8 +111,8 @@ def test_a_second_run_skips_what_is_already_graded(graded_export, tmp_path, monk
 
 def test_without_matplotlib_the_report_says_how_to_get_plots(graded_export, tmp_path):
     code = ("import sys, pathlib; sys.modules['matplotlib'] = None\n"
-            "from autograder.trusted.batch import write_summary, _load\n"
-            "from autograder.trusted.batch_inputs import Submission\n"
+            "from autograder.batch.run import write_summary, _load\n"
+            "from autograder.batch.inputs import Submission\n"
             f"out = pathlib.Path({str(tmp_path)!r})\n"
             f"src = pathlib.Path({str(graded_export[0] / 'out')!r})\n"
             "records = [_load(src, Submission(k, src)) for k in ('submission_101', 'submission_102')]\n"
@@ -232,8 +232,8 @@ def test_a_file_per_student_is_graded_as_the_assignments_file_or_marked_not_grad
 
 
 def test_a_lone_notebook_is_told_apart_by_the_names_it_defines(tmp_path):
-    from autograder.trusted.registry import load_assignment
-    from autograder.trusted.staging import single_file_target
+    from autograder.engine.registry import load_assignment
+    from autograder.engine.intake.staging import single_file_target
     uw = load_assignment("uw_attention")
     lone = tmp_path / "jane_doe.py"
     lone.write_text("import torch\nquery121 = torch.zeros(1, 3)\nm_key = None\n")
@@ -247,9 +247,9 @@ def test_a_lone_notebook_is_told_apart_by_the_names_it_defines(tmp_path):
 def test_plots_show_integer_bins_mean_median_and_hidden_tests(tmp_path):
     """One bin per point (integer counts), mean and median, visible and hidden tests told apart."""
     pytest.importorskip("matplotlib")
-    from autograder.trusted.batch_model import Record
-    from autograder.trusted.plots import plot_data, write_plots
-    from autograder.trusted.results import GradingResult, TestResult
+    from autograder.batch.model import Record
+    from autograder.batch.reports.plots import plot_data, write_plots
+    from autograder.engine.results import GradingResult, TestResult
 
     def record(key, visible_score, hidden_score, status="graded"):
         tests = [TestResult("v", 2, visible_score, number="1", status="passed" if visible_score == 2 else "failed"),

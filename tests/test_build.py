@@ -10,11 +10,12 @@ import zipfile
 
 import pytest
 
-from autograder.trusted import registry
-from autograder.trusted.build import autograder_zip, public_files, student_bundle
-from autograder.trusted.reference_replay import RECORDING_BIN, RECORDING_JSON
-from autograder.trusted.runner import collect_tests, grade
-from autograder.trusted.strip_hidden import hidden_methods
+from autograder.engine import registry
+from autograder.instructor.build import autograder_zip, public_files, student_bundle
+from autograder.instructor.reference_replay import RECORDING_BIN, RECORDING_JSON
+from autograder.engine.runner import grade
+from autograder.engine.spec import collect_tests
+from autograder.instructor.strip_hidden import hidden_methods
 from conftest import FIXTURES, MINI_PROJECT, ROOT
 
 ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention", "cs224n_pretraining"]
@@ -44,7 +45,7 @@ def test_autograder_zip_holds_that_assignment_and_nothing_else(built, assignment
     files = entries(built[assignment][0])
     assert files["setup.sh"][1] == files["run_autograder"][1] == 0o100755
     assert files["setup.sh"][0] == (ROOT / "setup.sh").read_bytes()
-    assert json.loads(files["autograder/deploy.json"][0]) == {"assignment": assignment}
+    assert json.loads(files["autograder/deploy.json"][0]) == {"assignment": assignment, "kind": "gradescope"}
     assert {stamp for _, _, stamp in files.values()} == {(1980, 1, 1, 0, 0, 0)}
     assert {mode for name, (_, mode, _) in files.items() if name not in ("setup.sh", "run_autograder")} == {0o100644}
     for name in files:
@@ -139,7 +140,7 @@ def test_student_bundle_check_agrees_with_the_server(built, tmp_path, assignment
 
 
 def test_stripping_keeps_the_rest_of_the_file_as_written():
-    from autograder.trusted.strip_hidden import strip_methods
+    from autograder.instructor.strip_hidden import strip_methods
     source = ("HIDDEN = 'hidden'\n\nclass A(Base):\n    @visibility(HIDDEN)\n    @weight(1)\n    def test_a(self):\n"
               "        pass\n\n    def test_b(self):  # kept\n        return 1\n\nclass C:\n    @weight(2)\n"
               "    def test_c(self):\n        x = 1\n")
@@ -160,7 +161,7 @@ def test_an_answer_key_beside_the_suites_stays_on_the_server(built):
 def test_both_zips_pin_what_the_grader_runs(built, assignment):
     """requirements.txt: every package pinned (torch without its local label), the Python version
     named, this assignment's libraries only; the same file in the Gradescope zip and the bundle."""
-    from autograder.trusted.requirements_lock import python_of, requirements_txt
+    from autograder.instructor.requirements_lock import python_of, requirements_txt
     upload, bundle = (entries(path) for path in built[assignment])
     text = upload["requirements.txt"][0].decode()
     assert bundle[f"{assignment}/requirements.txt"][0].decode() == text == requirements_txt(assignment).decode()
@@ -179,7 +180,7 @@ def test_build_lists_the_visible_tests_the_bundle_leaves_to_the_server(built):
     """The bundle's own engine grades the reference and the template: ift6135's 1.2.4 backpropagates
     through the reference's graph (not recordable), so it is listed with that reason, and only
     visible tests are listed."""
-    from autograder.trusted.build import server_decided
+    from autograder.instructor.build import server_decided
     undecided = server_decided("ift6135_vit_lstm", built["ift6135_vit_lstm"][1])
     hidden = {f"{t}" for classes in hidden_methods("ift6135_vit_lstm").values() for ms in classes.values() for t in ms}
     assert any(test.startswith("1.2.4 ") and "reference" in why for test, why in undecided.items()), undecided
@@ -191,7 +192,7 @@ def test_the_bundle_ships_nothing_only_hidden_tests_use(tmp_path, monkeypatch):
     """A hidden test's corpus, seeds, module-level helper and test-class helper stay on the server,
     transitively; what the visible tests use ships."""
     import shutil
-    from autograder.trusted.build import student_suite_files
+    from autograder.instructor.build import student_suite_files
     project = tmp_path / "project"
     for kind in ("test_suites", "reference", "student_template"):
         shutil.copytree(MINI_PROJECT / kind / "mini", project / kind / "canary")

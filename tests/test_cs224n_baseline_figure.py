@@ -4,7 +4,7 @@ arguments are the ones its argparse declares and the grader can supply, and the 
 runner runs it as ``python src/<script>`` would, leaving nothing behind."""
 import pytest
 
-from autograder.trusted.registry import import_file
+from autograder.engine.registry import import_file
 from conftest import ROOT
 
 baseline = import_file(ROOT / "test_suites" / "cs224n_pretraining" / "baseline.py",
@@ -59,7 +59,7 @@ def test_a_script_runs_as_the_handout_runs_it_and_leaves_no_trace(tmp_path):
     directory, argv; output captured and capped; cwd, argv, sys.path and sys.modules restored."""
     import os
     import sys
-    from autograder.untrusted.script_runner import run_script
+    from autograder.worker.script_runner import run_script
     (tmp_path / "helper_lb.py").write_text("VALUE = 7\n")
     (tmp_path / "data.tsv").write_text("a\tb\n")
     (tmp_path / "main_lb.py").write_text(

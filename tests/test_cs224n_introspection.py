@@ -6,8 +6,8 @@ as tests/test_cs224n_pretraining.py holds them."""
 import pytest
 
 from autograder.suite.decorators import attribute
-from autograder.trusted import runner
-from autograder.trusted.registry import import_file
+from autograder.engine import runner
+from autograder.engine.registry import import_file
 from conftest import FIXTURES
 import test_cs224n_pretraining as table
 
@@ -25,8 +25,8 @@ def pool():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_forged_gradient_loses_its_test(pool, name, tmp_path, monkeypatch):
     collect = runner.collect_tests
-    monkeypatch.setattr(runner, "collect_tests", lambda assignment: [       # the Perceiver's sections only
-        c for c in collect(assignment)
+    monkeypatch.setattr(runner, "collect_tests", lambda assignment, **kw: [   # the Perceiver's sections only
+        c for c in collect(assignment, **kw)
         if attribute(getattr(c, c._testMethodName), "__number__").startswith(table.SECTIONS["model.py"])])
     monkeypatch.setattr(table, "BUGS", HOSTILE)
     result = table._grade(pool, table._submission(tmp_path, name))

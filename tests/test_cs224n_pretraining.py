@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted.registry import import_file, load_assignment
+from autograder.engine.registry import import_file, load_assignment
 from autograder.suite.decorators import attribute
-from autograder.trusted import runner
+from autograder.engine import runner
 from conftest import assignment_pool, grade_valid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +118,8 @@ def test_template_gets_zero_cleanly(pool):
 def test_bug_fails_exactly_the_expected_tests(pool, bug, tmp_path, monkeypatch):
     prefixes = tuple(p for name in BUGS[bug] for p in SECTIONS[name])
     collect = runner.collect_tests
-    monkeypatch.setattr(runner, "collect_tests", lambda name: [
-        c for c in collect(name) if attribute(getattr(c, c._testMethodName), "__number__").startswith(prefixes)])
+    monkeypatch.setattr(runner, "collect_tests", lambda name, **kw: [
+        c for c in collect(name, **kw) if attribute(getattr(c, c._testMethodName), "__number__").startswith(prefixes)])
     result = _grade(pool, _submission(tmp_path, bug))
     assert {t.number for t in result.tests} >= EXPECTED_FAILURES[bug]
     failed = {t.number for t in result.tests if t.status != "passed"}

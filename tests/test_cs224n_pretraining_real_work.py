@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from autograder.suite.decorators import attribute
-from autograder.trusted import runner
-from autograder.trusted.registry import import_file, load_assignment
+from autograder.engine import runner
+from autograder.engine.registry import import_file, load_assignment
 from conftest import ROOT, assignment_pool, grade_valid
 
 ASSIGNMENT = "cs224n_pretraining"
@@ -64,8 +64,8 @@ def test_every_fixture_has_expected_points():
 def test_real_work_earns_the_expected_points(pool, name, tmp_path, monkeypatch):
     expected = corpus.POINTS[name]
     collect = runner.collect_tests
-    monkeypatch.setattr(runner, "collect_tests", lambda assignment: [
-        c for c in collect(assignment) if attribute(getattr(c, c._testMethodName), "__number__") in expected])
+    monkeypatch.setattr(runner, "collect_tests", lambda assignment, **kw: [
+        c for c in collect(assignment, **kw) if attribute(getattr(c, c._testMethodName), "__number__") in expected])
     result = grade_valid(ASSIGNMENT, _submission(tmp_path, corpus.FIXTURES[name]), pool, SEED)
     assert {t.number: t.score for t in result.tests} == expected, _explain(result)
     for t in result.tests:
@@ -76,7 +76,7 @@ def test_real_work_earns_the_expected_points(pool, name, tmp_path, monkeypatch):
 
 
 def test_course_parts_and_project_additions_cover_every_test_once():
-    from autograder.trusted.runner import collect_tests
+    from autograder.engine.spec import collect_tests
     weights = {attribute(getattr(c, c._testMethodName), "__number__"):
                float(attribute(getattr(c, c._testMethodName), "__weight__")) for c in collect_tests(ASSIGNMENT)}
     in_parts = [n for _, tests in declared.COURSE_PARTS.values() for n in tests]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.trusted.registry import import_file, reference_module
+from autograder.engine.registry import import_file, reference_module
 from conftest import ROOT
 
 SUITE = ROOT / "test_suites" / "cs224n_pretraining"

@@ -1,6 +1,6 @@
 """Staging for cs224n_pretraining: given files are graded from the grader's pristine copies."""
-from autograder.trusted import registry
-from autograder.trusted.staging import stage
+from autograder.engine import registry
+from autograder.engine.intake.staging import stage
 from conftest import ROOT
 
 ASSIGNMENT = registry.load_assignment("cs224n_pretraining")

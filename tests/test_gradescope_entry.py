@@ -8,7 +8,7 @@ import sys
 import jsonschema
 import pytest
 
-from autograder.trusted.formats import gradescope_json
+from autograder.engine.formats import gradescope_json
 from conftest import ROOT
 
 ASSIGNMENT = json.loads((ROOT / "autograder" / "deploy.json").read_text())["assignment"]
@@ -104,7 +104,7 @@ def test_a_full_disk_for_partial_results_does_not_stop_grading(tmp_path, monkeyp
     shutil.copy(MINI_PROJECT / "reference" / "mini" / "norm.py", root / "submission" / "norm.py")
     deploy = tmp_path / "deploy.json"
     deploy.write_text('{"assignment": "mini"}')
-    monkeypatch.setattr(cli, "DEPLOY_CONFIG", deploy)
+    monkeypatch.setattr("autograder.engine.deploy.PATH", deploy)
     monkeypatch.setenv("AUTOGRADER_ROOT", str(root))
     monkeypatch.setenv("AUTOGRADER_PROJECT", str(MINI_PROJECT))
     real, failed = gradescope_json.write_atomic, []

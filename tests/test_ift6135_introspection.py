@@ -10,7 +10,7 @@ tests/test_ift6135_vit_lstm_real_work.py hold those tables, unchanged.
 """
 import pytest
 
-from autograder.trusted.registry import import_file
+from autograder.engine.registry import import_file
 from conftest import FIXTURES, assignment_pool, grade_valid
 from test_ift6135_vit_lstm_real_work import ASSIGNMENT, SEED, _submission, assert_parts
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from autograder.trusted.runner import grade
+from autograder.engine.runner import grade
 from conftest import ROOT, assert_contained
 
 REFERENCE = ROOT / "reference" / "ift6135_vit_lstm"

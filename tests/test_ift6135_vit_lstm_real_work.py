@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted.registry import import_file
+from autograder.engine.registry import import_file
 from conftest import FIXTURES, ROOT, assignment_pool, grade_valid
 
 ASSIGNMENT = "ift6135_vit_lstm"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from autograder.trusted import registry
+from autograder.engine import registry
 from conftest import ROOT
 
 

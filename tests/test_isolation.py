@@ -6,10 +6,12 @@ and grading finishes in bounded time.
 """
 import re
 import time
+from functools import partial
 
 import pytest
 
-from autograder.trusted.runner import grade
+from autograder.engine.runner import grade
+from autograder.worker.worker import Worker
 from conftest import MINI_PROJECT, assert_contained, assert_valid_results, file_fingerprint, grader_files
 
 REFERENCE = (MINI_PROJECT / "reference" / "mini" / "norm.py").read_text()
@@ -164,7 +166,7 @@ def test_syntax_error_and_missing_file(tmp_path, mini_project):
 def test_in_process_floor_gives_the_same_verdicts(tmp_path, mini_project):
     source = replace_def(REFERENCE, "double", "return 3 * x")
     isolated = grade_source(tmp_path, source)
-    floor = grade_source(tmp_path, source, isolation="none")
+    floor = grade_source(tmp_path, source, in_process=partial(Worker, guard_bans=False))
     assert [(t.number, t.score) for t in isolated.tests] == [(t.number, t.score) for t in floor.tests]
 
 

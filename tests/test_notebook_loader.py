@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.untrusted import notebook_loader
-from autograder.untrusted.notebook_loader import load_notebook
+from autograder.common import notebook_loader
+from autograder.common.notebook_loader import load_notebook
 
 EXPORT = '''# -*- coding: utf-8 -*-
 """# A2S1
@@ -208,7 +208,7 @@ def _code(source, key="source"):
 
 
 def test_ipynb_v4_cells_become_a_loadable_module(tmp_path):
-    from autograder.trusted.notebook import notebook_to_module
+    from autograder.engine.intake.notebook import notebook_to_module
     nb = _v4([{"cell_type": "markdown", "source": ["# Title\n", "%% not a magic in markdown\n"]},
               _code(["!pip install torch\n", "import torch\n", "X = torch.ones(2)"]),
               _code("%%time\nY = X * 2\n"),
@@ -221,7 +221,7 @@ def test_ipynb_v4_cells_become_a_loadable_module(tmp_path):
 
 
 def test_ipynb_v3_worksheets_are_read(tmp_path):
-    from autograder.trusted.notebook import notebook_to_module
+    from autograder.engine.intake.notebook import notebook_to_module
     nb = {"nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "A2S1"},
           "worksheets": [{"cells": [
               {"cell_type": "heading", "level": 1, "source": ["A2S1"]},
@@ -236,7 +236,7 @@ def test_ipynb_v3_worksheets_are_read(tmp_path):
 
 
 def test_ipynb_v1_and_garbage(tmp_path):
-    from autograder.trusted.notebook import NotebookError, notebook_to_module
+    from autograder.engine.intake.notebook import NotebookError, notebook_to_module
     v1 = {"nbformat": 1, "cells": [{"cell_type": "code", "code": "A = 7\n"}, {"cell_type": "text", "text": "x"}]}
     assert load(tmp_path, notebook_to_module(json.dumps(v1).encode())).module.A == 7
     for bad in (b"\x00\xff", b"[1, 2]", json.dumps({"nbformat": 4}).encode(),
@@ -249,7 +249,7 @@ def test_the_statement_cap_works_without_sigalrm(monkeypatch):
     """Windows has no SIGALRM/setitimer (the portable backend): the cap comes from a timer thread."""
     import signal
     import time
-    from autograder.untrusted import notebook_loader
+    from autograder.common import notebook_loader
     monkeypatch.delattr(signal, "setitimer")
     started = time.monotonic()
     with pytest.raises(notebook_loader._StatementTimeout):
@@ -260,7 +260,7 @@ def test_the_statement_cap_works_without_sigalrm(monkeypatch):
 
 def test_the_inert_ipython_satisfies_libraries_that_probe_it():
     """matplotlib reads ``IPython.version_info`` when IPython is imported: the stand-in answers."""
-    from autograder.untrusted.notebook_frontends import _InertModule
+    from autograder.common.notebook_frontends import _InertModule
     stand_in = _InertModule("IPython")
     assert stand_in.version_info[:2] >= (8, 24)
     assert stand_in.display("x") is None and stand_in.get_ipython() is None

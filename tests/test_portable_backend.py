@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from autograder.trusted import registry
-from autograder.trusted.portable_pool import PortableWorkerPool
-from autograder.trusted.runner import grade
-from autograder.trusted.workers import WorkerPool
+from autograder.engine import registry
+from autograder.engine.isolation.portable_pool import PortableWorkerPool
+from autograder.engine.runner import grade
+from autograder.engine.isolation.workers import WorkerPool
 from conftest import MINI_PROJECT, ROOT, assert_contained
 from test_isolation import REFERENCE, by_number, replace_def
 
@@ -111,7 +111,7 @@ def test_check_without_unix_only_modules(tmp_path):
     (sub / "norm.py").write_text(replace_def(REFERENCE, "double", "return 3 * x"))
     block = f"import sys; [sys.modules.__setitem__(name, None) for name in {UNIX_ONLY!r}]; "
     code = (block + "import runpy\n"
-            "from autograder.trusted import portable_pool\n"
+            "from autograder.engine.isolation import portable_pool\n"
             "command = portable_pool.child_command\n"
             f"portable_pool.child_command = lambda runtime: [*command(runtime)[:-1], {block!r} + command(runtime)[-1]]\n"
             f"sys.argv = ['autograder', 'check', 'mini', {str(sub)!r}]\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted import privileges
-from autograder.trusted.workers import WorkerPool
-from autograder.untrusted import sandbox
+from autograder.engine.isolation import privileges
+from autograder.engine.isolation.workers import WorkerPool
+from autograder.worker import sandbox
 from conftest import processes_after_teardown
 
 needs_root = pytest.mark.skipif(not privileges.running_as_root(), reason="needs root (creates and switches users)")

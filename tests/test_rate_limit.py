@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from autograder.trusted import rate_limit
-from autograder.trusted.formats import gradescope_json
-from autograder.trusted.rate_limit import RateLimit, check, decide, parse_time
-from autograder.trusted.results import GradingResult, TestResult
+from autograder.gradescope import rate_limit
+from autograder.engine.formats import gradescope_json
+from autograder.gradescope.rate_limit import RateLimit, check, decide, parse_time
+from autograder.engine.results import GradingResult, TestResult
 from conftest import assert_valid_results
 
 LIMIT = RateLimit(submissions=2, window_hours=24)

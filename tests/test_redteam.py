@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.trusted import privileges
-from autograder.trusted.formats import gradescope_json
-from autograder.trusted.runner import grade
-from autograder.trusted.workers import WorkerPool
+from autograder.engine.isolation import privileges
+from autograder.engine.formats import gradescope_json
+from autograder.engine.runner import grade
+from autograder.engine.isolation.workers import WorkerPool
 from conftest import (MINI_PROJECT, MINI_SECRET, ROOT, assert_contained, file_fingerprint, grader_files,
                       processes_after_teardown, processes_left)
 from test_isolation import REFERENCE, by_number, replace_def
@@ -358,7 +358,7 @@ with open(os.path.join(os.environ["HOME"], "huge.bin"), "wb") as fh:
 @needs_root
 def test_tampering_with_the_grader_and_the_python_installation(tmp_path, pool, project):
     import torch
-    targets = [str(Path(torch.__file__)), str(Path(os.__file__)), str(ROOT / "autograder" / "trusted" / "runner.py"),
+    targets = [str(Path(torch.__file__)), str(Path(os.__file__)), str(ROOT / "autograder" / "engine" / "runner.py"),
                str(project / "test_suites" / "mini" / "test_mini.py")]
     body = f"""import os, site, sysconfig
 done = []
@@ -391,7 +391,7 @@ def test_student_output_is_escaped(tmp_path, pool, project):
 
 
 def _single(tests):
-    from autograder.trusted.results import GradingResult
+    from autograder.engine.results import GradingResult
     return GradingResult(assignment="mini", tests=[tests["3"]])
 
 
@@ -412,7 +412,7 @@ def test_gradescope_metadata_with_earlier_results_is_unreadable_to_workers(tmp_p
     (root / "submission" / "norm.py").write_text(replace_def(REFERENCE, "double", body))
     deploy = tmp_path / "deploy.json"
     deploy.write_text('{"assignment": "mini"}')
-    monkeypatch.setattr(cli, "DEPLOY_CONFIG", deploy)
+    monkeypatch.setattr("autograder.engine.deploy.PATH", deploy)
     monkeypatch.setenv("AUTOGRADER_ROOT", str(root))
     assert cli.main(["gradescope"]) == 0
     text = (root / "results" / "results.json").read_text()
@@ -473,7 +473,7 @@ def test_batch_neighbours_cannot_read_each_others_submissions(tmp_path):
     (even knowing its path) and the other processes' command lines and environments for its
     neighbour's file, for several seconds; it finds nothing."""
     import io
-    from autograder.trusted.batch import BatchOptions, run_batch
+    from autograder.batch.run import BatchOptions, run_batch
     secret = uuid.uuid4().hex
     marker = "NEIGHBOUR-" + secret          # written split in the hostile file, so only alice's holds it whole
     top = Path(tempfile.mkdtemp(prefix="redteam-class-"))
@@ -515,7 +515,7 @@ def test_nothing_of_the_checkout_is_readable_by_workers(tmp_path, pool, project)
     README and the grader's own source are out of a worker's reach; its submission, its scratch and
     the Python installation are not."""
     targets = [ROOT / ".git" / "HEAD", ROOT / "tests" / "conftest.py", ROOT / "README.md",
-               ROOT / "autograder" / "trusted" / "runner.py", project / "test_suites" / "mini" / "test_mini.py"]
+               ROOT / "autograder" / "engine" / "runner.py", project / "test_suites" / "mini" / "test_mini.py"]
     body = ("import os, sys\nread = []\n"
             f"for f in {[str(t) for t in targets]!r}:\n"
             "    try:\n        open(f).read(1)\n        read.append(f)\n    except OSError:\n        pass\n"
@@ -606,7 +606,7 @@ def test_near_exact_substitutes_for_layer_norm_are_banned(tmp_path, pool, projec
 UW_WORKER = r'''
 import json, sys
 import torch
-from autograder.untrusted.worker import Worker
+from autograder.worker.worker import Worker
 from autograder.wire.codec import Encoder
 
 staged, keep_first, patterns = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])

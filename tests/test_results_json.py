@@ -4,8 +4,8 @@ import json
 import jsonschema
 import pytest
 
-from autograder.trusted.formats import gradescope_json
-from autograder.trusted.results import GradingResult, TestResult, grader_error_result
+from autograder.engine.formats import gradescope_json
+from autograder.engine.results import GradingResult, TestResult, grader_error_result
 
 
 def test_huge_and_hostile_output_is_capped_and_valid(tmp_path):
@@ -44,12 +44,12 @@ def test_schema_rejects_obsolete_visibility():
 def test_per_test_time_travels_in_extra_data_and_reads_back():
     """Gradescope documents no per-test execution_time: it goes in extra_data, and the reader
     (batch, rate limit) still gets it back, from new files and from files written before."""
-    from autograder.trusted.formats.results_reader import from_json
+    from autograder.engine.formats.results_reader import from_json
     result = GradingResult("a", tests=[TestResult(name="t", max_score=1, score=1, status="passed",
                                                   execution_time=1.25, extra={"k": 1})])
     data = json.loads(gradescope_json.render(result))
     (test,) = data["tests"]
-    assert "execution_time" not in test and test["extra_data"] == {"k": 1, "execution_time": 1.25}
+    assert "execution_time" not in test and test["extra_data"] == {"k": 1, "execution_time": 1.25, "outcome": "failed"}
     back = from_json(data).tests[0]
     assert back.execution_time == 1.25 and back.extra == {"k": 1}
     older = {"tests": [{"name": "t", "score": 1, "max_score": 1, "execution_time": 2.5}]}
@@ -62,7 +62,7 @@ def test_leaderboard_values_reach_results_json(tmp_path, monkeypatch):
     """gradescope-utils' @leaderboard: the value a test sets with set_leaderboard_value is
     Gradescope's top-level leaderboard entry (name, value, order); a test that sets none adds none."""
     import shutil
-    from autograder.trusted.runner import grade
+    from autograder.engine.runner import grade
     from conftest import MINI_PROJECT
     project = tmp_path / "project"
     shutil.copytree(MINI_PROJECT, project)
@@ -87,8 +87,8 @@ def test_leaderboard_values_reach_results_json(tmp_path, monkeypatch):
 def test_one_wording_of_totals_for_students_and_staff_apart():
     """The total is the assignment's (not what this grading ran); students read what the visible
     score covers, staff read the whole score; and the total survives results.json."""
-    from autograder.trusted.formats import table
-    from autograder.trusted.formats.results_reader import from_json
+    from autograder.engine.formats import table
+    from autograder.engine.formats.results_reader import from_json
     result = GradingResult("a", tests=[TestResult(name="v", max_score=2, score=2, status="passed", number="1"),
                                        TestResult(name="h", max_score=3, score=1, visibility="hidden", number="2",
                                                   output="first line\nsecond line")],

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import jsonschema
 
-from autograder.trusted.build import autograder_zip
-from autograder.trusted.formats import gradescope_json
+from autograder.instructor.build import autograder_zip
+from autograder.engine.formats import gradescope_json
 from conftest import ROOT
 
 ASSIGNMENT = "ift6135_vit_lstm"

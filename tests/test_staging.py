@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from autograder.assignment import Assignment, SubmissionFile
-from autograder.trusted.staging import stage
+from autograder.engine.intake.staging import stage
 
 ASSIGNMENT = Assignment(name="t", title="t", total_points=1, files=(
     SubmissionFile("vit_solution.py", aliases=("vit_solution_template.py",), max_bytes=10_000),

@@ -2,7 +2,7 @@
 import pytest
 
 from autograder.assignment import Ban
-from autograder.trusted.static_scan import scan_source
+from autograder.engine.intake.static_scan import scan_source
 
 BAN = Ban(key="ln", file="vit_solution.py", scope=("LayerNorm",),
           names=("torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "torch.ops", "torch._C",

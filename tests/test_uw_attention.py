@@ -5,13 +5,15 @@ the submission graded is the reference with those files replaced, so every test 
 the expected set must get full points and the expected set must score 0. The table is for
 grading on the CPU (a mask left on the CPU only fails on a GPU).
 """
+from functools import partial
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from autograder.trusted.runner import grade
+from autograder.engine.runner import grade
+from autograder.worker.worker import Worker
 from conftest import assignment_pool, grade_valid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +107,7 @@ def test_reference_gets_full_marks(pool):
 
 def test_in_process_floor_gives_the_reference_full_marks_too():
     """The benchmark's floor computes like a worker (one thread), so A2S3's exact epoch matches."""
-    result = grade(ASSIGNMENT, REFERENCE, device="cpu", seed=SEED, isolation="none")
+    result = grade(ASSIGNMENT, REFERENCE, device="cpu", seed=SEED, in_process=partial(Worker, guard_bans=False))
     assert result.score == TOTAL, _explain(result)
 
 

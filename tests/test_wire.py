@@ -80,7 +80,7 @@ def test_frame_round_trip_and_deadline():
 
 
 def test_worker_hands_out_only_declared_libraries(tmp_path):
-    from autograder.untrusted.worker import Worker
+    from autograder.worker.worker import Worker
     worker = Worker(str(tmp_path), {}, "cpu", ["tokenizers"])
     ok, _ = worker.handle({"op": "library", "module": "torch.utils.data"}, b"")
     assert ok["ok"] and "ref" in ok["value"]

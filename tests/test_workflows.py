@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from autograder.trusted.runner import grade
+from autograder.engine.runner import grade
 from conftest import FIXTURES, MINI_PROJECT, ROOT
 
 

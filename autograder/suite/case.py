@@ -27,7 +27,7 @@ from autograder.suite import checks
 class GradedTestCase(unittest.TestCase):
     """unittest.TestCase with a handle on the grading context (set by the runner)."""
 
-    grading: Any = None   # autograder.trusted.context.TestContext, injected per test
+    grading: Any = None   # autograder.engine.context.TestContext, injected per test
     atol: float = 1e-3    # default tolerances of assert_close; a suite may set its own
     rtol: float = 1e-3
 
@@ -79,14 +79,14 @@ class GradedTestCase(unittest.TestCase):
         """Call ``obj(*args, **kwargs)`` in the worker once, recording what it passes to its own
         ``methods`` and to the torch ``functions`` (by name, e.g. "softmax"):
         ``{"output": ..., "calls": {method: [{"args": [...], "result": ...}]}, "functions": {...}}``,
-        tensors as data and anything else as None (see autograder.untrusted.call_capture)."""
+        tensors as data and anything else as None (see autograder.worker.call_capture)."""
         return self.grading.tool("record_calls", obj, list(methods), list(args), dict(kwargs), list(functions))
 
     def run_script(self, script: str, *, code=(), data=(), cwd: str = "", args=()) -> dict:
         """Run the submitted file ``script`` in the worker as the handout runs scripts:
         ``python src/<script> *args`` from an assignment root holding the staged ``code`` files
         under ``src/`` and the ``data`` files at the top (``cwd="src"``: ``python <script>`` from
-        ``src/``). Returns what it printed and raised, as data (see autograder.untrusted.script_runner)."""
+        ``src/``). Returns what it printed and raised, as data (see autograder.worker.script_runner)."""
         return self.grading.run_script(script, code=list(code), data=list(data), cwd=cwd, args=list(args))
 
     def history(self, module: str, name: str) -> list:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.trusted.remote import Remote
+from autograder.suite.proxy import Remote
 
 
 def describe(value) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from autograder.private_import import import_private
+from autograder.common.private_import import import_private
 
 
 def sibling(test_file: str, module: str) -> types.ModuleType:

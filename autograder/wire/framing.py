@@ -16,6 +16,7 @@ MAGIC = b"AGW1"
 _PREFIX = struct.Struct(">4sIQ")
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+READY_MARK = b"\n[autograder worker ready]\n"   # a portable worker's output line: started, serving frames
 
 
 class FrameError(Exception):

@@ -14,12 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
-from autograder.trusted.registry import import_file
+from autograder.suite import GradedTestCase, number, sibling, time_limit, visibility, weight
 
 HERE = Path(__file__).parent
-span = import_file(HERE / "span.py", "_autograder_suites.cs224n_pretraining.span")
-baseline = import_file(HERE / "baseline.py", "_autograder_suites.cs224n_pretraining.baseline")
+span = sibling(__file__, "span")
+baseline = sibling(__file__, "baseline")
 
 ROWS = ["Where was Oskar Lindqvist born?\tMalmo", "Where was Amara Nwosu born?\tEnugu",
         "Where was Yusuf Demir born?\tIzmir", "Where was Clara Benedetti born?\tVerona"]

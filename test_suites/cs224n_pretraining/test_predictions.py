@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
-from autograder.trusted.registry import import_file
+from autograder.suite import GradedTestCase, number, sibling, time_limit, visibility, weight
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
-span = import_file(HERE / "span.py", "_autograder_suites.cs224n_pretraining.span")
+span = sibling(__file__, "span")
 HIDDEN = "after_published"
 SPLITS = {"dev": ("birth_dev.tsv", 500), "test": ("birth_test_gold.tsv", 437)}
 PROVENANCE_SAMPLE = 16

@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
-from autograder.trusted.registry import import_file
+from autograder.suite import GradedTestCase, number, sibling, time_limit, visibility, weight
 
 HERE = Path(__file__).parent
-span = import_file(HERE / "span.py", "_autograder_suites.cs224n_pretraining.span")
+span = sibling(__file__, "span")
 
 LONG = [
     "Marguerite Oyelaran. Marguerite Oyelaran (born 3 May 1911 in Ibadan) was a botanist whose survey of "

@@ -14,7 +14,7 @@ import torch
 
 from autograder.suite.draw import generator, randint, shape_text
 from autograder.suite import GradedTestCase, enforce_ban, number, sibling, time_limit, visibility, weight
-from autograder.trusted import errors
+from autograder.suite import errors
 
 mha_forward = sibling(__file__, "mha_forward")
 composite = sibling(__file__, "composite")

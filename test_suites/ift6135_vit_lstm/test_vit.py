@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from autograder.suite.draw import generator, randint, shape_text
 from autograder.suite import GradedTestCase, number, sibling, time_limit, visibility, weight
-from autograder.trusted import errors
+from autograder.suite import errors
 
 composite = sibling(__file__, "composite")
 mha_forward = sibling(__file__, "mha_forward")

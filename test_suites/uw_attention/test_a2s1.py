@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder.suite import GradedTestCase, number, time_limit, weight
-from autograder.trusted.registry import import_file
-from autograder.trusted.remote import Remote
+from autograder.suite import GradedTestCase, Remote, number, sibling, time_limit, weight
 
-POINTS = import_file(Path(__file__).with_name("assignment.py"),
-                     "_autograder_suites.uw_attention.assignment").POINTS
-load_notes = import_file(Path(__file__).with_name("load_notes.py"), "_autograder_suites.uw_attention.load_notes")
+POINTS = sibling(__file__, "assignment").POINTS
+load_notes = sibling(__file__, "load_notes")
 
 TOL = 0.05            # the handout's full-credit error
 KEY_TOL = 1e-6        # rows of m_key that must stay equal to K

@@ -16,15 +16,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autograder.suite import GradedTestCase, enforce_ban, number, time_limit, visibility, weight
+from autograder.suite import GradedTestCase, Remote, enforce_ban, number, sibling, time_limit, visibility, weight
 from autograder.suite.checks import describe
 from autograder.suite.draw import generator, randint, shape_text
-from autograder.trusted.registry import import_file
-from autograder.trusted.remote import Remote
 
-POINTS = import_file(Path(__file__).with_name("assignment.py"),
-                     "_autograder_suites.uw_attention.assignment").POINTS
-load_notes = import_file(Path(__file__).with_name("load_notes.py"), "_autograder_suites.uw_attention.load_notes")
+POINTS = sibling(__file__, "assignment").POINTS
+load_notes = sibling(__file__, "load_notes")
 HIDDEN = "after_published"
 MODULE = "A2S2"
 

@@ -45,16 +45,14 @@ from pathlib import Path
 
 import torch
 
-from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
+from autograder.suite import GradedTestCase, Remote, number, sibling, time_limit, visibility, weight
 from autograder.suite.checks import describe
 from autograder.suite.draw import generator, randint
-from autograder.trusted.registry import import_file
-from autograder.trusted.remote import Remote
 
 HERE = Path(__file__).parent
-POINTS = import_file(HERE / "assignment.py", "_autograder_suites.uw_attention.assignment").POINTS
-tiny = import_file(HERE / "tiny_roberta.py", "_autograder_suites.uw_attention.tiny_roberta")
-load_notes = import_file(HERE / "load_notes.py", "_autograder_suites.uw_attention.load_notes")
+POINTS = sibling(__file__, "assignment").POINTS
+tiny = sibling(__file__, "tiny_roberta")
+load_notes = sibling(__file__, "load_notes")
 HIDDEN = "after_published"
 MODULE = "A2S3"
 NOTED_NAMES = ("SST2Example", "SST2Dataset", "compute_accuracy", "train_one_epoch", "evaluate", "tqdm")

@@ -1,0 +1,1 @@
+"""A class's grades as files: grades.csv, the text report, the figures."""

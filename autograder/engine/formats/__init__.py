@@ -1,0 +1,1 @@
+"""Result formats: Gradescope's results.json, the terminal table, and reading results back."""

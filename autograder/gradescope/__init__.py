@@ -1,0 +1,1 @@
+"""Gradescope's entry: what run_autograder calls, and its per-student rate limit."""
