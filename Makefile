@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench gpu-check clean
+.PHONY: demo test test-fast bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile
+
+# The lane a developer lives in (under a minute on 2 cores): unit tests of scoring and error
+# translation over a fake transport, the wire, staging, the static scan, the notebook loader,
+# results.json, the layout, mutation operators, similarity, the rate limit. No fork server is
+# started (tests marked e2e or slow are left out); `make test` runs these and everything else.
+FAST_TESTS := scoring wire static_scan staging cs224n_staging notebook_loader results_json layout \
+	mutation_operators similarity rate_limit
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not e2e" $(FAST_TESTS:%=tests/test_%.py)
 
 bench: $(STAMP)
 	$(PY) bench/grading_cost.py

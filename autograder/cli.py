@@ -4,7 +4,8 @@
   autograder grade ASSIGNMENT SUBMISSION [--results PATH]
                                                     grade a folder, zip or file; print a table
   autograder check [ASSIGNMENT] [PATH]              a student's local run of the visible tests
-  autograder verify ASSIGNMENT                      reference full marks, template zero, points add up
+  autograder verify ASSIGNMENT [--mutants]          reference full marks, template zero, points add up;
+                                                    --mutants: the suite's mutation score
   autograder build ASSIGNMENT [-o DIR]              Gradescope zip and student bundle
   autograder batch ASSIGNMENT SUBMISSIONS [-o DIR]  grade a whole class (parallel, resumable)
   autograder gradescope                             what run_autograder runs on Gradescope
@@ -12,10 +13,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from autograder import settings
 from autograder.engine import registry   # stdlib only: importable before torch
 from autograder.engine.isolation.backend import pool_for
 
@@ -34,24 +35,23 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_grade(args) -> int:
-    from autograder.engine.formats import gradescope_json, table
-    from autograder.engine.runner import grade
-
     if not _known(args.assignment):
         return 2
     if args.submission == "-":      # the path in the environment (batch: kept off the command line)
-        args.submission = os.environ.get("AUTOGRADER_SUBMISSION", "")
+        args.submission = settings.current().submission
     if not args.submission or not Path(args.submission).exists():
         print(f"autograder: {args.submission or 'the submission'} does not exist", file=sys.stderr)
         return 2
-    in_process = None
-    if args.isolation == "none":    # the benchmark's floor: student code in this very process
-        from functools import partial
-        from autograder.worker.worker import Worker
-        in_process = partial(Worker, guard_bans=False)
     with pool_for(args.assignment) as pool:
-        if in_process is None:
-            pool.start()   # the fork server imports torch while this process does the same
+        if args.isolation != "none":
+            pool.start()   # first: the fork server imports torch while this process does the same (below)
+        from autograder.engine.formats import gradescope_json, table
+        from autograder.engine.runner import grade
+        in_process = None
+        if args.isolation == "none":    # the benchmark's floor: student code in this very process
+            from functools import partial
+            from autograder.worker.worker import Worker
+            in_process = partial(Worker, guard_bans=False)
         result = grade(args.assignment, Path(args.submission), device=args.device, seed=args.seed, pool=pool,
                        in_process=in_process, reference=_reference(args.assignment))
     if args.results:
@@ -77,15 +77,18 @@ def _cmd_gradescope(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from autograder.instructor.verify import render, verify
+    from autograder.instructor.verify import render, report_mutants, verify
 
     if not _known(args.assignment):
         return 2
     with pool_for(args.assignment) as pool:
         pool.start()
         checks, info = verify(args.assignment, device=args.device, pool=pool)
-    print(render(args.assignment, checks, info))
-    return 0 if all(c.ok for c in checks) else 1
+    print(render(args.assignment, checks, info), flush=True)
+    code = 0 if all(c.ok for c in checks) else 1
+    if args.mutants:
+        code = max(code, report_mutants(args.assignment, max_mutants=args.max, jobs=args.jobs, device=args.device))
+    return code
 
 
 def _cmd_check(args) -> int:
@@ -104,7 +107,8 @@ def _cmd_batch(args) -> int:
     from autograder.batch.run import BatchOptions, run_batch
 
     options = BatchOptions(regrade=args.regrade, timeout_s=args.timeout, device=args.device,
-                           cluster=args.cluster, plots=not args.no_plots)
+                           cluster=args.cluster, plots=not args.no_plots, similarity=not args.no_similarity,
+                           similarity_threshold=args.similarity_threshold)
     if args.workers is not None:
         options.workers = args.workers
     try:
@@ -156,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="check an assignment before uploading it (reference full, template zero)")
     p.add_argument("assignment")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--mutants", action="store_true",
+                   help="then grade mutants of the reference and print the suite's mutation score")
+    p.add_argument("--max", type=int, metavar="N", help="at most N mutants (default 40)")
+    p.add_argument("-j", "--jobs", type=int, metavar="J", help="gradings at once (default: the number of cores)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("check", help="run the visible tests on your work, as the server will")
@@ -183,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regrade", action="store_true", help="grade again submissions already graded in --output")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT", help="grade on this Dask scheduler's workers")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--no-plots", action="store_true", help="skip scores.png and pass_rates.png")
+    p.add_argument("--no-plots", action="store_true", help="skip scores.png, pass_rates.png and similarity.png")
+    p.add_argument("--no-similarity", action="store_true",
+                   help="skip comparing submissions' code (similarity.txt/.png; never part of any score)")
+    p.add_argument("--similarity-threshold", type=float, default=0.5, metavar="X",
+                   help="list pairs at least this similar, 0 to 1, given code excluded (default: 0.5)")
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("gradescope", help="grade $AUTOGRADER_ROOT/submission as Gradescope does")

@@ -1,7 +1,8 @@
 """Wall time and peak memory of grading a submission, isolated vs. in one process (the floor).
 
 Each mode runs in a fresh interpreter so imports are counted the same way. Wall time is the
-median of runs without memory sampling; memory comes from one more run, sampled every 20 ms over the grading process and all its descendants (the fork server
+median of runs without memory sampling, and so is CPU time (user + system of the whole process
+tree: on a shared machine it moves less than wall time; the load average is printed); memory comes from one more run, sampled every 20 ms over the grading process and all its descendants (the fork server
 and workers): the peak of the summed PSS (shared pages split between processes, what
 the machine really holds) and of the summed RSS (shared pages counted once per process,
 an over-estimate).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -74,16 +76,25 @@ def measure(cmd: list[str], sample: bool = True) -> dict:
             time.sleep(0.02)
 
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
     output = proc.communicate()[0]
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)   # the whole tree: each process reaps its own
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     done.set()
     thread.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{output}")
     total = next((l for l in output.splitlines() if "Total:" in l), "").strip()
-    return {"wall_s": wall, "peak_pss_mib": peak["pss"] / 1024, "peak_rss_mib": peak["rss"] / 1024, "total": total}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_pss_mib": peak["pss"] / 1024, "peak_rss_mib": peak["rss"] / 1024,
+            "total": total}
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
 
 
 def main() -> None:
@@ -95,6 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     submission = args.submission or str(ROOT / "reference" / args.assignment)
     rows = {}
+    load = _load()
     for mode in ("none", "process"):
         cmd = [sys.executable, "-m", "autograder", "grade", args.assignment, submission,
                "--device", args.device, "--isolation", mode, "--seed", "1"]
@@ -103,16 +115,20 @@ def main() -> None:
         runs = [measure(cmd, sample=False) for _ in range(args.repeat)]
         memory = measure(cmd, sample=True)
         rows[mode] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
+                      "cpu_s": statistics.median(r["cpu_s"] for r in runs),
                       "peak_pss_mib": memory["peak_pss_mib"], "peak_rss_mib": memory["peak_rss_mib"],
                       "total": runs[0]["total"]}
     ratio = rows["process"]["wall_s"] / rows["none"]["wall_s"]
     print(f"assignment {args.assignment}, submission {submission}, device {args.device}, "
-          f"wall: median of {args.repeat} runs without sampling; memory: one sampled run")
-    print(f"{'mode':<22}{'wall (s)':>10}{'peak PSS (MiB)':>16}{'peak RSS sum (MiB)':>20}  result")
+          f"wall and CPU: median of {args.repeat} runs without sampling; memory: one sampled run; "
+          f"load average {load} at the start, {_load()} at the end")
+    print(f"{'mode':<22}{'wall (s)':>10}{'CPU (s)':>9}{'peak PSS (MiB)':>16}{'peak RSS sum (MiB)':>20}  result")
     for mode, label in (("none", "in-process floor"), ("process", "isolated workers")):
         r = rows[mode]
-        print(f"{label:<22}{r['wall_s']:>10.2f}{r['peak_pss_mib']:>16.0f}{r['peak_rss_mib']:>20.0f}  {r['total']}")
-    print(f"isolation cost: {ratio:.2f}x the floor's wall time")
+        print(f"{label:<22}{r['wall_s']:>10.2f}{r['cpu_s']:>9.2f}{r['peak_pss_mib']:>16.0f}{r['peak_rss_mib']:>20.0f}"
+              f"  {r['total']}")
+    print(f"isolation cost: {ratio:.2f}x the floor's wall time, "
+          f"{rows['process']['cpu_s'] / rows['none']['cpu_s']:.2f}x its CPU time (user + system, whole process tree)")
     print(json.dumps({"ratio": ratio, **{k: v for k, v in rows.items()}}))
 
 

@@ -5,7 +5,9 @@ import re
 import subprocess
 import sys
 
-from conftest import MINI_PROJECT, ROOT
+import pytest
+
+from support import MINI_PROJECT, ROOT
 
 GUIDE = ROOT / "docs" / "adding_an_assignment.md"
 BLOCK = re.compile(r"```python title=(\S+)\n(.*?)```", re.S)
@@ -22,6 +24,7 @@ def test_every_file_the_guide_shows_is_the_example_file():
         assert (ROOT / path).read_text() == text, f"{path} differs from what the guide shows"
 
 
+@pytest.mark.e2e
 def test_the_worked_example_passes_verify():
     proc = subprocess.run([sys.executable, "-m", "autograder", "verify", "mini"], capture_output=True, text=True,
                           cwd=ROOT, timeout=300, env={**os.environ, "AUTOGRADER_PROJECT": str(MINI_PROJECT)})

@@ -15,7 +15,9 @@ import pytest
 from autograder.batch.run import BatchOptions, run_batch, write_summary
 from autograder.batch.inputs import BadBatchInput, find_submissions
 from autograder.engine.formats import gradescope_json
-from conftest import MINI_PROJECT, ROOT
+from support import MINI_PROJECT, ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REFERENCE = (MINI_PROJECT / "reference" / "mini" / "norm.py").read_text()
 BUGGY = REFERENCE.replace("return 2 * x", "return 3 * x")

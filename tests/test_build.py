@@ -16,7 +16,9 @@ from autograder.instructor.reference_replay import RECORDING_BIN, RECORDING_JSON
 from autograder.engine.runner import grade
 from autograder.engine.spec import collect_tests
 from autograder.instructor.strip_hidden import hidden_methods
-from conftest import FIXTURES, MINI_PROJECT, ROOT
+from support import FIXTURES, MINI_PROJECT, ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ASSIGNMENTS = ["ift6135_vit_lstm", "uw_attention", "cs224n_pretraining"]
 

@@ -5,7 +5,7 @@ runner runs it as ``python src/<script>`` would, leaving nothing behind."""
 import pytest
 
 from autograder.engine.registry import import_file
-from conftest import ROOT
+from support import ROOT
 
 baseline = import_file(ROOT / "test_suites" / "cs224n_pretraining" / "baseline.py",
                        "_autograder_suites.cs224n_pretraining.baseline")

@@ -6,7 +6,6 @@ submission is the reference (code, parameter files, predictions) with those edit
 The table is for grading on the CPU (a GPU would also fail the forward-pass tests of
 ``basis_to_device`` and ``basis_plain_tensor``, and pass the GPU ones of ``hardcoded_cuda_device``).
 """
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,9 @@ import pytest
 from autograder.engine.registry import import_file, load_assignment
 from autograder.suite.decorators import attribute
 from autograder.engine import runner
-from conftest import assignment_pool, grade_valid
+from support import edited_submission, explain, grade_valid
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "cs224n_pretraining"
@@ -51,14 +52,9 @@ EXPECTED_FAILURES = {
 SECTIONS = {"dataset.py": ("1.", "3."), "model.py": ("2.", "4.7"), "attention.py": ("2.", "4.7")}
 
 
-def _explain(result) -> str:
-    return "\n".join(f"  {t.number} {t.status} {t.score}/{t.max_score}: {t.output[:300]!r}" for t in result.tests)
-
-
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as p:
-        yield p
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)
 
 
 def _grade(pool, submission: Path):
@@ -71,17 +67,7 @@ def _reference_files():
 
 
 def _submission(tmp_path: Path, bug: str) -> Path:
-    sub = tmp_path / "submission"
-    sub.mkdir()
-    for f in _reference_files():
-        shutil.copy(f, sub / f.name)
-    for name, edits in BUGS[bug].items():
-        text = (REFERENCE / name).read_text()
-        for old, new in edits:
-            assert text.count(old) == 1, f"{bug}: the edit of {name} no longer matches the reference"
-            text = text.replace(old, new)
-        (sub / name).write_text(text)
-    return sub
+    return edited_submission(tmp_path / "submission", REFERENCE, BUGS[bug], files=_reference_files())
 
 
 def test_every_bug_has_an_expectation():
@@ -97,8 +83,8 @@ def test_reference_gets_full_marks_from_a_handout_zip(pool, tmp_path):
         for name in ("wiki.txt", "birth_dev.tsv", "birth_places_train.tsv"):
             z.write(ROOT / "test_suites" / ASSIGNMENT / "data" / name, name)
     result = _grade(pool, upload)
-    assert result.score == TOTAL, _explain(result)
-    assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), _explain(result)
+    assert result.score == TOTAL, explain(result)
+    assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), explain(result)
     assert "differs from the provided" not in result.output
     provenance = next(t for t in result.tests if t.number == "4.7")
     assert "16 of 16 sampled dev predictions regenerated identically" in provenance.output
@@ -106,12 +92,12 @@ def test_reference_gets_full_marks_from_a_handout_zip(pool, tmp_path):
 
 def test_template_gets_zero_cleanly(pool):
     result = _grade(pool, TEMPLATE)
-    assert result.score == 0, _explain(result)
+    assert result.score == 0, explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
     for t in result.tests:
-        assert t.score == 0 and t.output.strip(), _explain(result)
-        assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
-        assert t.status == "failed" or t.max_score == 0, _explain(result)
+        assert t.score == 0 and t.output.strip(), explain(result)
+        assert "could not finish because of an unexpected condition" not in t.output, explain(result)
+        assert t.status == "failed" or t.max_score == 0, explain(result)
 
 
 @pytest.mark.parametrize("bug", sorted(EXPECTED_FAILURES))
@@ -123,10 +109,10 @@ def test_bug_fails_exactly_the_expected_tests(pool, bug, tmp_path, monkeypatch):
     result = _grade(pool, _submission(tmp_path, bug))
     assert {t.number for t in result.tests} >= EXPECTED_FAILURES[bug]
     failed = {t.number for t in result.tests if t.status != "passed"}
-    assert failed == EXPECTED_FAILURES[bug], _explain(result)
+    assert failed == EXPECTED_FAILURES[bug], explain(result)
     for t in result.tests:
-        assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
-        assert t.score == (0 if t.number in failed else t.max_score), _explain(result)
+        assert "could not finish because of an unexpected condition" not in t.output, explain(result)
+        assert t.score == (0 if t.number in failed else t.max_score), explain(result)
     lost = sum(t.max_score for t in result.tests if t.number in failed)
     assert result.score == pytest.approx(sum(t.max_score for t in result.tests) - lost)
     if bug == "edited_attention":

@@ -14,7 +14,9 @@ import pytest
 from autograder.suite.decorators import attribute
 from autograder.engine import runner
 from autograder.engine.registry import import_file, load_assignment
-from conftest import ROOT, assignment_pool, grade_valid
+from support import ROOT, grade_valid
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ASSIGNMENT = "cs224n_pretraining"
 REFERENCE = ROOT / "reference" / ASSIGNMENT
@@ -25,9 +27,8 @@ SEED = 2023
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as p:
-        yield p
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)
 
 
 def _submission(tmp_path: Path, files: dict) -> Path:

@@ -14,14 +14,15 @@ import pytest
 import torch
 
 from autograder.engine.registry import import_file, reference_module
-from conftest import ROOT
+from support import ROOT
 
 SUITE = ROOT / "test_suites" / "cs224n_pretraining"
 suite = import_file(SUITE / "test_span_corruption.py", "_autograder_suites.cs224n_pretraining.test_span_corruption")
 span = suite.span
 Reference = reference_module("cs224n_pretraining", "dataset").CharCorruptionDataset
 MASK, PAD = span.MASK, span.PAD
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")   # randint with a float bound
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),   # randint with a float bound
+              pytest.mark.slow]                                          # thousands of draws per case
 
 
 def drawer(cls):

@@ -1,7 +1,7 @@
 """Staging for cs224n_pretraining: given files are graded from the grader's pristine copies."""
 from autograder.engine import registry
 from autograder.engine.intake.staging import stage
-from conftest import ROOT
+from support import ROOT
 
 ASSIGNMENT = registry.load_assignment("cs224n_pretraining")
 PRISTINE = (ROOT / "reference" / "cs224n_pretraining" / "attention.py").read_bytes()

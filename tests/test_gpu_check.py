@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from conftest import MINI_PROJECT, ROOT
+from support import MINI_PROJECT, ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCRIPT = ROOT / "bench" / "gpu_check.py"
 

@@ -9,7 +9,9 @@ import jsonschema
 import pytest
 
 from autograder.engine.formats import gradescope_json
-from conftest import ROOT
+from support import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ASSIGNMENT = json.loads((ROOT / "autograder" / "deploy.json").read_text())["assignment"]
 
@@ -98,7 +100,7 @@ def test_a_full_disk_for_partial_results_does_not_stop_grading(tmp_path, monkeyp
     final write (once space is back) holds every test."""
     import errno
     from autograder import cli
-    from conftest import MINI_PROJECT
+    from support import MINI_PROJECT
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)
     shutil.copy(MINI_PROJECT / "reference" / "mini" / "norm.py", root / "submission" / "norm.py")

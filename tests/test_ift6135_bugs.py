@@ -1,25 +1,26 @@
 """The IFT6135 suite catches every real bug, and only where it should.
 
-Each folder of tests/fixtures/ift6135_vit_lstm/bugs/ holds one buggy file. The submission
-graded here is the reference with that one file replaced, so every test outside the
+tests/fixtures/ift6135_vit_lstm/bugs.py gives each bug as edits of the reference. The
+submission graded here is the reference with those edits made, so every test outside the
 expected set must pass with full points, and the expected set must fail. The table is for
 grading on the CPU; the LSTM loss is graded on CPU tensors everywhere, so the table holds on a GPU too.
 
 Also: the reference scores 37/37 and the starter template 0, with every test reported.
 """
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import assignment_pool, grade_valid
+from autograder.engine.registry import import_file
+from support import FIXTURES, ROOT, edited_submission, explain, grade_valid
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 ASSIGNMENT = "ift6135_vit_lstm"
 REFERENCE = ROOT / "reference" / ASSIGNMENT
 TEMPLATE = ROOT / "student_template" / ASSIGNMENT
-BUGS = ROOT / "tests" / "fixtures" / ASSIGNMENT / "bugs"
+BUGS = import_file(FIXTURES / ASSIGNMENT / "bugs.py", "_ift6135_fixture_bugs").BUGS
 TOTAL = 37.0
 # Hidden tests draw their inputs from the run's seed; the table holds for any seed.
 SEED = int(os.environ.get("IFT6135_BUGS_SEED", "2022"))
@@ -65,64 +66,48 @@ EXPECTED_FAILURES = {
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as started:
-        yield started
-
-
-def _bug_names():
-    return sorted(p.name for p in BUGS.iterdir() if p.is_dir()) if BUGS.is_dir() else []
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)
 
 
 def _submission(tmp_path: Path, bug: str) -> Path:
-    sub = tmp_path / "submission"
-    sub.mkdir()
-    for f in REFERENCE.glob("*.py"):
-        shutil.copy(f, sub / f.name)
-    for f in (BUGS / bug).iterdir():
-        shutil.copy(f, sub / f.name)
-    return sub
-
-
-def _explain(result) -> str:
-    return "\n".join(f"  {t.number} {t.status} {t.score}/{t.max_score}: {t.output[:300]!r}"
-                     for t in result.tests)
+    return edited_submission(tmp_path / "submission", REFERENCE, BUGS[bug])
 
 
 def test_every_bug_has_an_expectation():
-    assert set(_bug_names()) == set(EXPECTED_FAILURES)
+    assert set(BUGS) == set(EXPECTED_FAILURES)
 
 
 def test_reference_gets_full_marks(pool):
     result = grade_valid(ASSIGNMENT, REFERENCE, pool, SEED)
-    assert result.score == TOTAL, _explain(result)
+    assert result.score == TOTAL, explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
-    assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), _explain(result)
+    assert all(t.status == "passed" and t.score == t.max_score for t in result.tests), explain(result)
     numbers = [t.number for t in result.tests]
     assert all(numbers) and len(set(numbers)) == len(numbers)
 
 
 def test_template_gets_zero_cleanly(pool):
     result = grade_valid(ASSIGNMENT, TEMPLATE, pool, SEED)
-    assert result.score == 0, _explain(result)
+    assert result.score == 0, explain(result)
     assert sum(t.max_score for t in result.tests) == TOTAL
     for t in result.tests:
-        assert t.status == "failed" and t.score == 0, _explain(result)
+        assert t.status == "failed" and t.score == 0, explain(result)
         assert t.output.strip(), f"{t.number} failed without a message"
-        assert "grader error" not in t.output.lower(), _explain(result)
-        assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
+        assert "grader error" not in t.output.lower(), explain(result)
+        assert "could not finish because of an unexpected condition" not in t.output, explain(result)
 
 
 @pytest.mark.parametrize("bug", sorted(EXPECTED_FAILURES))
 def test_bug_fails_exactly_the_expected_tests(bug, pool, tmp_path):
     result = grade_valid(ASSIGNMENT, _submission(tmp_path, bug), pool, SEED)
     failed = {t.number for t in result.tests if t.status != "passed"}
-    assert failed == EXPECTED_FAILURES[bug], _explain(result)
+    assert failed == EXPECTED_FAILURES[bug], explain(result)
     for t in result.tests:
         if t.number in failed:
-            assert t.score == 0, _explain(result)
-            assert "could not finish because of an unexpected condition" not in t.output, _explain(result)
+            assert t.score == 0, explain(result)
+            assert "could not finish because of an unexpected condition" not in t.output, explain(result)
         else:
-            assert t.score == t.max_score, _explain(result)
+            assert t.score == t.max_score, explain(result)
     lost = sum(t.max_score for t in result.tests if t.number in EXPECTED_FAILURES[bug])
     assert result.score == pytest.approx(TOTAL - lost)

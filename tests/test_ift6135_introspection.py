@@ -8,12 +8,18 @@ The fixtures (tests/fixtures/ift6135_vit_lstm/introspection.py) are edits of the
 Real bugs and accepted variants keep their points: tests/test_ift6135_bugs.py and
 tests/test_ift6135_vit_lstm_real_work.py hold those tables, unchanged.
 """
+import os
+
 import pytest
 
 from autograder.engine.registry import import_file
-from conftest import FIXTURES, assignment_pool, grade_valid
-from test_ift6135_vit_lstm_real_work import ASSIGNMENT, SEED, _submission, assert_parts
+from support import FIXTURES, ROOT, assert_parts, edited_submission, grade_valid
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ASSIGNMENT = "ift6135_vit_lstm"
+REFERENCE = ROOT / "reference" / ASSIGNMENT
+SEED = int(os.environ.get("IFT6135_BUGS_SEED", "2022"))
 CORPUS = import_file(FIXTURES / ASSIGNMENT / "introspection.py", "_ift6135_fixture_introspection").CORPUS
 
 # fixture: ({part: points earned where below full}, words every failing test's message contains)
@@ -30,9 +36,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as started:
-        yield started
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)
 
 
 def test_every_fixture_has_an_expectation():
@@ -41,4 +46,5 @@ def test_every_fixture_has_an_expectation():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_hostile_part_loses_the_composite(name, pool, tmp_path):
-    assert_parts(grade_valid(ASSIGNMENT, _submission(tmp_path, name, CORPUS), pool, SEED), *EXPECTED[name])
+    submission = edited_submission(tmp_path / name, REFERENCE, CORPUS[name])
+    assert_parts(grade_valid(ASSIGNMENT, submission, pool, SEED), *EXPECTED[name])

@@ -5,7 +5,9 @@ import time
 import pytest
 
 from autograder.engine.runner import grade
-from conftest import ROOT, assert_contained
+from support import ROOT, assert_contained
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REFERENCE = ROOT / "reference" / "ift6135_vit_lstm"
 

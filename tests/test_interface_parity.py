@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from autograder.engine import registry
-from conftest import ROOT
+from support import ROOT
 
 
 def load(path, name):

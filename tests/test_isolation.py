@@ -12,13 +12,14 @@ import pytest
 
 from autograder.engine.runner import grade
 from autograder.worker.worker import Worker
-from conftest import MINI_PROJECT, assert_contained, assert_valid_results, file_fingerprint, grader_files
+from support import (MINI_PROJECT, MINI_REFERENCE as REFERENCE, assert_contained, assert_valid_results, by_number,
+                     file_fingerprint, grader_files, replace_def)
 
-REFERENCE = (MINI_PROJECT / "reference" / "mini" / "norm.py").read_text()
+pytestmark = pytest.mark.e2e
 
 
 def grade_source(tmp_path, source, **kwargs):
-    """Grade ``source`` as norm.py, checking what must hold whatever it does (see conftest)."""
+    """Grade ``source`` as norm.py, checking what must hold whatever it does (see support)."""
     sub = tmp_path / "upload"
     sub.mkdir(exist_ok=True)
     (sub / "norm.py").write_text(source)
@@ -30,22 +31,6 @@ def grade_source(tmp_path, source, **kwargs):
     assert file_fingerprint(grader_files(MINI_PROJECT)) == before, "grader files changed"
     assert not result.grader_error, result.tests[-1].output
     return result
-
-
-def by_number(result):
-    return {t.number: t for t in result.tests}
-
-
-def replace_def(source, name, body):
-    """Replace the body of ``def name`` (a method of Norm or a function) with ``body`` lines."""
-    lines = source.splitlines()
-    start = next(i for i, l in enumerate(lines) if l.strip().startswith(f"def {name}("))
-    indent = len(lines[start]) - len(lines[start].lstrip()) + 4
-    end = start + 1
-    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) >= indent):
-        end += 1
-    new = [" " * indent + l for l in body.splitlines()]
-    return "\n".join(lines[:start + 1] + new + [""] + lines[end:]) + "\n"
 
 
 def test_reference_scores_full_marks(tmp_path, mini_project):

@@ -1,9 +1,10 @@
-"""The house by role: which folder may import which, no import cycle, and what each zip ships.
+"""The house by role: which folder may import which, no import cycle, what each zip ships, and
+the environment read in one place.
 
 Direction: ``wire ← worker``; ``wire, suite ← engine ← gradescope, instructor, batch ← cli``;
-``common`` (pure helpers) and ``assignment`` (the config types) are open to every layer. Every
-import counts, including those inside functions. Suites import only ``autograder.suite`` and
-their own assignment config.
+``common`` (pure helpers) is open to the worker too; ``assignment`` and ``settings`` to the
+trusted side. Every import counts, including those inside functions. Suites import only
+``autograder.suite`` and their own assignment config.
 """
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "autograder"
-BASE = {"common", "assignment", "__init__"}
-MAY_IMPORT = {
-    "wire": {"wire"},
-    "common": {"common"},
+BASE = {"__init__"}
+TOP = {"assignment", "settings", "common"}   # config types, the environment's knobs, pure helpers
+MAY_IMPORT = {   # each layer: what it may import besides itself and the package root
+    "wire": set(),
+    "common": set(),
     "assignment": set(),
-    "worker": {"worker", "wire"},
-    "suite": {"suite"},
-    "engine": {"engine", "wire", "suite"},
-    "gradescope": {"gradescope", "engine", "wire", "suite"},
-    "instructor": {"instructor", "engine", "wire", "suite"},
-    "batch": {"batch", "engine", "wire", "suite"},
+    "settings": set(),
+    "worker": {"wire", "common"},            # all a pool copies into its runtime folder
+    "suite": {"common", "assignment"},
+    "engine": {"wire", "suite"} | TOP,
+    "gradescope": {"engine", "wire", "suite"} | TOP,
+    "instructor": {"engine", "wire", "suite"} | TOP,
+    "batch": {"engine", "wire", "suite"} | TOP,
     # cli may import worker for one thing: `grade --isolation none`, the benchmark's in-process floor
-    "cli": {"cli", "gradescope", "instructor", "batch", "engine", "wire", "suite", "worker", "__main__"},
+    "cli": {"gradescope", "instructor", "batch", "engine", "wire", "suite", "worker"} | TOP,
     "__main__": {"cli"},
     "__init__": set(),
 }
@@ -71,7 +74,7 @@ def test_each_layer_imports_only_the_layers_below_it():
     for module, imports in _graph().items():
         layer = _layer(module)
         for line, target in imports:
-            allowed = MAY_IMPORT[layer] | BASE
+            allowed = MAY_IMPORT[layer] | BASE | {layer}
             if _layer(target) not in allowed:
                 wrong.append(f"{module}:{line} imports {target} ({layer} may import only {sorted(allowed)})")
     assert not wrong, "imports against the layout's direction:\n  " + "\n  ".join(wrong)
@@ -124,6 +127,8 @@ def _package_folders(zip_path: Path, prefix: str = "") -> set[str]:
     return {n.split("/")[1] if n.count("/") > 1 else n.split("/")[1] for n in names}
 
 
+@pytest.mark.e2e   # the build grades the reference
+@pytest.mark.slow
 def test_the_gradescope_zip_ships_only_what_the_server_runs(built):
     gradescope_zip, _ = built
     shipped = _package_folders(gradescope_zip)
@@ -131,6 +136,8 @@ def test_the_gradescope_zip_ships_only_what_the_server_runs(built):
     assert {"engine", "worker", "wire", "suite", "common", "gradescope", "cli.py"} <= shipped
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_student_bundle_ships_what_check_runs(built):
     _, bundle = built
     with zipfile.ZipFile(bundle) as zf:
@@ -141,3 +148,25 @@ def test_the_student_bundle_ships_what_check_runs(built):
     instructor = sorted(n for n in names if n.startswith("autograder/instructor/"))
     assert instructor == ["autograder/instructor/__init__.py", "autograder/instructor/check.py",
                           "autograder/instructor/reference_replay.py"], instructor
+
+
+def test_the_environment_is_read_in_one_place():
+    """Every AUTOGRADER_* variable is read by ``autograder.settings`` and listed in the README."""
+    import re
+    from autograder import settings
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "settings.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            reads = re.search(r"environ\.get\(\s*[\"']AUTOGRADER_|getenv\([\"']AUTOGRADER_", line) or \
+                re.search(r"environ\[\s*[\"']AUTOGRADER_\w+[\"']\s*\](?!\s*=[^=])", line)    # a write is fine
+            if reads:
+                readers.append(f"{path.relative_to(ROOT)}:{n}")
+    assert not readers, "AUTOGRADER_* read outside autograder/settings.py: " + ", ".join(readers)
+    mentioned = set(re.findall(r"AUTOGRADER_[A-Z_]+", "".join(p.read_text() for p in PACKAGE.rglob("*.py"))))
+    knobs = {k.variable for k in settings.KNOBS}
+    assert mentioned <= knobs, f"not in settings.KNOBS: {sorted(mentioned - knobs)}"
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings"):]
+    assert all(f"`{k}`" in table for k in knobs), [k for k in knobs if f"`{k}`" not in table]

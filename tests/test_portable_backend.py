@@ -14,8 +14,9 @@ from autograder.engine import registry
 from autograder.engine.isolation.portable_pool import PortableWorkerPool
 from autograder.engine.runner import grade
 from autograder.engine.isolation.workers import WorkerPool
-from conftest import MINI_PROJECT, ROOT, assert_contained
-from test_isolation import REFERENCE, by_number, replace_def
+from support import MINI_PROJECT, MINI_REFERENCE as REFERENCE, ROOT, assert_contained, by_number, replace_def
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SHIPPED = ("ift6135_vit_lstm", "cs224n_pretraining", "uw_attention")
 UNIX_ONLY = ("fcntl", "termios", "resource", "pwd", "grp")

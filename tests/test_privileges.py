@@ -11,9 +11,13 @@ import pytest
 from autograder.engine.isolation import privileges
 from autograder.engine.isolation.workers import WorkerPool
 from autograder.worker import sandbox
-from conftest import processes_after_teardown
+from support import processes_after_teardown
 
-needs_root = pytest.mark.skipif(not privileges.running_as_root(), reason="needs root (creates and switches users)")
+
+def needs_root(test):
+    """Marked ``root``, and skipped without root (it creates and switches users)."""
+    return pytest.mark.root(pytest.mark.skipif(not privileges.running_as_root(),
+                                               reason="needs root (creates and switches users)")(test))
 
 
 def test_without_root_there_is_no_user_switch_and_it_is_said(monkeypatch):

@@ -8,7 +8,7 @@ from autograder.gradescope import rate_limit
 from autograder.engine.formats import gradescope_json
 from autograder.gradescope.rate_limit import RateLimit, check, decide, parse_time
 from autograder.engine.results import GradingResult, TestResult
-from conftest import assert_valid_results
+from support import assert_valid_results
 
 LIMIT = RateLimit(submissions=2, window_hours=24)
 
@@ -108,7 +108,7 @@ def test_a_grader_failure_is_never_carried_over_nor_counted():
     """run_autograder's start-up fallback (a 0 with grader_error) and Gradescope's autograder_error
     flag: over the limit, such a latest result is not carried for a day; the submission is graded."""
     import re
-    from conftest import ROOT
+    from support import ROOT
     fallback = json.loads(re.search(r"<<'JSON'\n(.*?)\nJSON", (ROOT / "run_autograder").read_text(), re.S).group(1))
     assert fallback["extra_data"]["grader_error"] is True
     previous = [prev("2024-03-02T07:00:00Z", 2),

@@ -1,4 +1,4 @@
-"""The red-team suite: every case of ../shared/specs/threats.md against the engine, on the mini project.
+"""The red-team suite: the cases of docs/threat_model.md against the engine, on the mini project.
 
 Each case is the mini reference (``norm.py``: ``Norm``, tests 1-2; ``double``, tests 3-4)
 with one hostile change. ``grade_hostile`` checks what must hold whatever the submission
@@ -35,14 +35,22 @@ from autograder.engine.isolation import privileges
 from autograder.engine.formats import gradescope_json
 from autograder.engine.runner import grade
 from autograder.engine.isolation.workers import WorkerPool
-from conftest import (MINI_PROJECT, MINI_SECRET, ROOT, assert_contained, file_fingerprint, grader_files,
-                      processes_after_teardown, processes_left)
-from test_isolation import REFERENCE, by_number, replace_def
+from support import (MINI_PROJECT, MINI_REFERENCE as REFERENCE, MINI_SECRET, ROOT, assert_contained, by_number,
+                     file_fingerprint, grader_files, processes_after_teardown, processes_left, replace_def)
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "SECRET-" + uuid.uuid4().hex
 NO_SWITCH = privileges.why_no_user_switch()   # None: workers run as a worker user
-needs_root = pytest.mark.skipif(NO_SWITCH is not None, reason=f"needs the worker user switch ({NO_SWITCH}): "
-                                "without it a worker is the grader's own user and may read or write what it can")
+
+
+def needs_root(test):
+    """Marked ``root``, and skipped without the worker user switch."""
+    return pytest.mark.root(pytest.mark.skipif(
+        NO_SWITCH is not None, reason=f"needs the worker user switch ({NO_SWITCH}): without it a worker is the "
+        "grader's own user and may read or write what it can")(test))
+
+
 ALL = {"1", "2", "3", "4"}
 BUDGET_S = 90   # far above the mini suite's time limits (10 + 10 + 5 + 5 s) plus start-up
 

@@ -8,6 +8,7 @@ from autograder.engine.formats import gradescope_json
 from autograder.engine.results import GradingResult, TestResult, grader_error_result
 
 
+@pytest.mark.e2e
 def test_huge_and_hostile_output_is_capped_and_valid(tmp_path):
     noisy = "\x00\x1b[31m" + "A" * 5_000_000 + "\r\n\ud800"
     result = GradingResult("a", tests=[TestResult(name=f"t{i}", max_score=1, output=noisy) for i in range(20)])
@@ -58,12 +59,13 @@ def test_per_test_time_travels_in_extra_data_and_reads_back():
         jsonschema.validate({"tests": [{"name": "x", "execution_time": 1.0}]}, gradescope_json.schema())
 
 
+@pytest.mark.e2e
 def test_leaderboard_values_reach_results_json(tmp_path, monkeypatch):
     """gradescope-utils' @leaderboard: the value a test sets with set_leaderboard_value is
     Gradescope's top-level leaderboard entry (name, value, order); a test that sets none adds none."""
     import shutil
     from autograder.engine.runner import grade
-    from conftest import MINI_PROJECT
+    from support import MINI_PROJECT
     project = tmp_path / "project"
     shutil.copytree(MINI_PROJECT, project)
     (project / "test_suites" / "mini" / "test_board.py").write_text(
@@ -104,6 +106,7 @@ def test_one_wording_of_totals_for_students_and_staff_apart():
     assert (back.total_points, back.extra_credit) == (4, 1) and back.summary() == result.summary()
 
 
+@pytest.mark.e2e
 def test_extra_data_is_capped_and_clean_whatever_a_submission_makes_of_it():
     """20,000 banned calls and a lone surrogate in a student-chosen op name, NaN, deep nesting:
     results.json stays under its cap, valid UTF-8, with the cut said."""

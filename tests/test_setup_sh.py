@@ -17,10 +17,13 @@ import zipfile
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from autograder.instructor.build import autograder_zip
 from autograder.engine.formats import gradescope_json
-from conftest import ROOT
+from support import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ASSIGNMENT = "ift6135_vit_lstm"
 

@@ -421,7 +421,7 @@ JUNK = {
 }
 
 
-@pytest.mark.parametrize("name", JUNK)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "huge" else n for n in JUNK])
 def test_a_broken_file_never_raises(name):
     assert isinstance(fingerprints(JUNK[name]), dict)
     class_ = {"bad": {VIT: JUNK[name]}, "ref": {VIT: VIT_REF}, "copy": {VIT: vit_near_copy()}}
@@ -534,6 +534,7 @@ def synthetic_file(rng, lines=400):
     return "\n".join(out[:lines]) + "\n"
 
 
+@pytest.mark.slow
 def test_a_class_of_200_synthetic_submissions_runs():
     rng = random.Random(1234)
     class_ = {f"s{n:03d}": {"work.py": synthetic_file(rng)} for n in range(200)}

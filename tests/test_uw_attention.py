@@ -14,7 +14,9 @@ import pytest
 
 from autograder.engine.runner import grade
 from autograder.worker.worker import Worker
-from conftest import assignment_pool, grade_valid
+from support import grade_valid
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "uw_attention"
@@ -66,9 +68,8 @@ def _explain(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as p:   # A2S3 uses transformers
-        yield p
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)   # A2S3 uses transformers
 
 
 def _grade(pool, submission: Path):

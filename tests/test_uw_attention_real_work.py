@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assignment_pool, grade_valid
+from support import grade_valid
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "uw_attention"
@@ -46,9 +48,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with assignment_pool(ASSIGNMENT) as p:
-        yield p
+def pool(assignment_pools):
+    return assignment_pools(ASSIGNMENT)
 
 
 def _explain(result) -> str:

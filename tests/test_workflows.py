@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from autograder.engine.runner import grade
-from conftest import FIXTURES, MINI_PROJECT, ROOT
+from support import FIXTURES, MINI_PROJECT, ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def autograder(*args, cwd=ROOT, env_extra=None):

@@ -40,6 +40,8 @@ normalisation maps names, attributes and functions to single letters but keeps a
 string token, works on characters not tokens, hashes with Python's salted ``hash()`` (fingerprints
 differ from run to run), and compares every pair of files. Our input is Python only, so the
 stdlib tokenizer does the job without another pinned dependency.
+
+Length: normalisation, winnowing, template exclusion, the index and the report/figure: one pipeline, read in order.
 """
 from __future__ import annotations
 

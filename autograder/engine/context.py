@@ -7,6 +7,8 @@ output and the op log for the runner.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from typing import Any
@@ -20,6 +22,12 @@ from autograder.wire.codec import DecodeError, Decoder, Encoder
 
 MAX_LABEL = 160
 KNOWN_HANG_S = 2.0   # a call that hung in an earlier test gets this long (or 20% of the test's limit)
+# Reply fields that say how a value was computed (the op log, ban evidence), not what came back:
+# left out of the trace digest (see TestContext.reply_digest).
+UNTRACED_REPLY_FIELDS = ("ops", "banned", "banned_count", "tampered")
+# Tools whose replies are the grader's own diagnostics, not the student's values: the notebook
+# loader's notes say which statements ran past its time cap, which depends on the machine's load.
+UNTRACED_TOOLS = ("load_notes",)
 
 
 def summarize(value: Any) -> str:
@@ -148,6 +156,8 @@ class TestContext:
         self._transport = None
         self._dead: errors.StudentCodeFailure | None = None
         self._modules: dict[tuple, Remote] = {}
+        # opt-in (GradingOptions.trace): a digest of every reply of this test, in order
+        self._trace = hashlib.sha256() if getattr(run, "trace", False) else None
 
     @property
     def device(self) -> str:
@@ -242,7 +252,21 @@ class TestContext:
         except framing.FrameError as exc:
             self._dead = errors.BadReply(f"While running {label}, the worker sent an invalid reply ({exc}).")
             raise self._dead from None
+        if self._trace is not None and not (op == "tool" and fields.get("name") in UNTRACED_TOOLS):
+            self._trace_reply(reply, payload)
         return self._read_reply(reply, payload, label, op, device)
+
+    def _trace_reply(self, reply: dict, payload) -> None:
+        head = json.dumps({k: v for k, v in reply.items() if k not in UNTRACED_REPLY_FIELDS},
+                          sort_keys=True, separators=(",", ":"), default=repr).encode()
+        self._trace.update(len(head).to_bytes(8, "big") + head + len(payload).to_bytes(8, "big"))
+        self._trace.update(payload)
+
+    def reply_digest(self) -> str:
+        """sha256 (hex) over the replies this test's requests got, in order (but UNTRACED_TOOLS'): each
+        reply's header (canonical JSON, without UNTRACED_REPLY_FIELDS) and its payload (raw tensor bytes).
+        Equal digests: the student's code gave the grader the same values. "" when not tracing."""
+        return self._trace.hexdigest() if self._trace is not None else ""
 
     def _hang_message(self, label: str, key: str | None, known: str | None, transport, cut: float | None) -> str:
         """The timeout explained: the call, where in the student's files it was, and (for a call

@@ -11,12 +11,13 @@ import sys
 import types
 from pathlib import Path
 
+from autograder import settings
 from autograder.assignment import Assignment
 from autograder.common.private_import import import_private
 
 
 def project_root() -> Path:
-    return Path(os.environ.get("AUTOGRADER_PROJECT") or Path(__file__).resolve().parents[2])
+    return settings.current().project or Path(__file__).resolve().parents[2]
 
 
 def suite_dir(name: str) -> Path:

@@ -3,6 +3,8 @@
 ``grade()`` never raises for anything a submission does: student failures become failed
 tests, and a failure of the grader itself becomes a valid result with a visible
 "grader error" test (traceback hidden).
+
+Length: the test loop and scoring (GradingRun, run_test, the verdict of a ban) belong together; collecting tests lives in spec.py, references in reference.py.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from autograder import settings
 from autograder.assignment import Assignment
 from autograder.common.notebook_source import memo_name, parse_memo
 from autograder.suite.case import GradedTestCase
@@ -65,8 +68,10 @@ class GradingRun:
     """State shared by the tests of one submission (what ``TestContext`` calls back into)."""
 
     def __init__(self, assignment: Assignment, staged: StagedSubmission, device: str, seed: int,
-                 pool: WorkerPool | None, reference: ReferenceSource, in_process: Callable | None = None):
+                 pool: WorkerPool | None, reference: ReferenceSource, in_process: Callable | None = None,
+                 trace: bool = False):
         self.assignment = assignment
+        self.trace = trace                 # each test records extra["reply_digest"] (GradingOptions.trace)
         self.staged = staged
         self.device = device
         self.seed = seed
@@ -262,6 +267,8 @@ def run_test(case: GradedTestCase, run: GradingRun, findings: dict[str, list[Fin
             run.keep_memos(context.kept_files())
         case.grading = None
     result.execution_time = time.monotonic() - start
+    if run.trace:
+        result.extra["reply_digest"] = context.reply_digest()
 
     lines = []
     banned = _ban_verdict(run.assignment, bans, context, result) if bans else ""
@@ -327,6 +334,8 @@ class GradingOptions:
     budget_s: float = 540.0            # whole-run budget: tests not started in time fail, explained
     on_progress: Callable[[GradingResult], None] | None = None   # called after each test
     pool: WorkerPool | None = None     # a fork server already started by the caller (else one per call)
+    trace: bool = False                # record each test's extra["reply_digest"]: a digest of the values the
+    #                                    student's code sent back (mutation testing tells equivalent mutants)
 
 
 def grade(assignment: str, submission: Path, **options) -> GradingResult:
@@ -338,11 +347,13 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
     try:
         opts = GradingOptions(**options)
         if "time_scale" not in options:
-            opts.time_scale = float(os.environ.get("AUTOGRADER_TIME_SCALE", "1"))
+            opts.time_scale = settings.current().time_scale
         if "budget_s" not in options:
-            opts.budget_s = float(os.environ.get("AUTOGRADER_BUDGET_S", opts.budget_s))
+            opts.budget_s = settings.current().budget_s
         if opts.seed is None:
-            opts.seed = int(os.environ.get("AUTOGRADER_SEED") or random.SystemRandom().randrange(2**31))
+            opts.seed = settings.current().seed
+            if opts.seed is None:
+                opts.seed = random.SystemRandom().randrange(2**31)
         if opts.reference is None:
             opts.reference = InstalledReference()
         if opts.in_process is not None:
@@ -372,6 +383,9 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
     _set_totals(result, assignment)
     if isolated:
         pool.start()
+        prepare_bans = getattr(pool, "prepare_bans", None)   # the guards of tests with bans, worked out once
+        if prepare_bans is not None:
+            prepare_bans([p for ban in assignment.bans for p in ban.runtime_ops])
         if pool.user is not None:   # root: nothing of the project is the workers' to read (an allowlist)
             roots = {registry.project_root(), PROJECT_OF_PACKAGE}
             hidden = privileges.hide_from_workers(privileges.project_entries_to_hide(roots))
@@ -388,7 +402,7 @@ def _grade(pool: WorkerPool, name: str, submission: Path, opts: GradingOptions, 
         findings = ban_findings(assignment, staged)
         _import_libraries(assignment.libraries)
         run = GradingRun(assignment, staged, device, opts.seed, pool if isolated else None, opts.reference,
-                         opts.in_process)
+                         opts.in_process, trace=opts.trace)
         for case in cases:
             if time.monotonic() - started > opts.budget_s:
                 result.tests.append(_not_run(case, opts.budget_s))
@@ -444,7 +458,7 @@ def _worker_threads():
     """The in-process floor computes with the workers' thread count, so results match bit for bit."""
     import torch
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("AUTOGRADER_WORKER_THREADS", "1")))
+    torch.set_num_threads(settings.current().worker_threads)
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
+from autograder import settings
 from autograder.engine import deploy
 from autograder.engine.isolation.backend import pool_for
 from autograder.engine.isolation.workers import WorkerPool
@@ -17,7 +18,7 @@ from autograder.engine.isolation.workers import WorkerPool
 def run(device: str = "auto") -> int:
     """Grade the Gradescope root named by ``AUTOGRADER_ROOT`` (default ``/autograder``); 0 once
     results.json is written, 2 when the root is not a Gradescope root (nothing written)."""
-    root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    root = settings.current().root
     if not (root / "submission").is_dir():
         print(f"autograder gradescope: {root / 'submission'} is not a folder: this is not a Gradescope "
               "autograder root (set AUTOGRADER_ROOT to one), so nothing was graded or written; "

@@ -40,9 +40,9 @@ AUTHORING_TOOLS = ("build_*.py",)       # template helpers for authors, not for 
 # What each deliverable ships of the package: the Gradescope zip what the server runs, the
 # student bundle what ``check`` (and ``grade``) run. Batch and the instructor tools stay home.
 SHIPPED = {
-    "gradescope": ("__init__.py", "__main__.py", "assignment.py", "cli.py", "schema", "common", "wire", "worker",
+    "gradescope": ("__init__.py", "__main__.py", "assignment.py", "settings.py", "cli.py", "schema", "common", "wire", "worker",
                    "suite", "engine", "gradescope"),
-    "student_bundle": ("__init__.py", "__main__.py", "assignment.py", "cli.py", "schema", "common", "wire",
+    "student_bundle": ("__init__.py", "__main__.py", "assignment.py", "settings.py", "cli.py", "schema", "common", "wire",
                        "worker", "suite", "engine", "instructor/__init__.py", "instructor/check.py",
                        "instructor/reference_replay.py"),
 }

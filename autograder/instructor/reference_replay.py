@@ -26,6 +26,8 @@ Contract (what makes replay sound):
   reported as decided on the server, never guessed.
 
 Stored as JSON plus raw tensor bytes with a JSON index (never pickle), deterministically.
+
+Length: recording and replaying share the lineage keys, the canonical encoding and the proxies: the soundness argument above needs all of them in view.
 """
 from __future__ import annotations
 

@@ -96,3 +96,15 @@ def render(name: str, checks: list[Check], info: list[str]) -> str:
     failed = sum(not c.ok for c in checks)
     lines.append(f"  {'all checks passed' if not failed else f'{failed} check(s) failed'}")
     return "\n".join(lines)
+
+
+def report_mutants(name: str, *, max_mutants: int | None = None, jobs: int | None = None, device: str = "cpu") -> int:
+    """``verify --mutants``: print the mutation report (progress on stderr). 0, or 1 when the
+    reference is not graded full marks (the score itself is information, never a failure)."""
+    import sys
+    from autograder.instructor import mutants
+
+    report = mutants.mutation_report(name, max_mutants=max_mutants or mutants.DEFAULT_MAX, jobs=jobs,
+                                     device=device, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(mutants.render(report))
+    return 0 if report.baseline_ok else 1

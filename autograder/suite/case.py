@@ -82,6 +82,15 @@ class GradedTestCase(unittest.TestCase):
         tensors as data and anything else as None (see autograder.worker.call_capture)."""
         return self.grading.tool("record_calls", obj, list(methods), list(args), dict(kwargs), list(functions))
 
+    def record_modules(self, module, *args, **kwargs) -> dict:
+        """Call ``module(*args, **kwargs)`` (a proxy of an ``nn.Module``) in the worker once, with
+        forward hooks recording what each of its sub-modules received and returned:
+        ``{"output", "modules": [{"path", "inputs", "output", "start", "end"}, ...], "paths", "error"}``
+        (tensors as data; ``error``: what forward raised, the records made until then kept). What
+        ``autograder.suite.localise.first_difference`` compares with the reference (see
+        autograder.worker.call_capture.record_modules)."""
+        return self.grading.tool("record_modules", module, list(args), dict(kwargs))
+
     def run_script(self, script: str, *, code=(), data=(), cwd: str = "", args=()) -> dict:
         """Run the submitted file ``script`` in the worker as the handout runs scripts:
         ``python src/<script> *args`` from an assignment root holding the staged ``code`` files

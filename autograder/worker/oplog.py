@@ -33,6 +33,8 @@ outside a module's import, a hit or a refusal fails the test (``runner._ban_verd
 modes): it names what a call ran (an empty log for a call that computed something is
 flagged for instructor review) and checks, when the call ends, that its modes were still
 installed, unpatched and recording.
+
+Length: the op log and the ban guard share the dispatcher bookkeeping and its tamper checks; splitting them would expose that state across modules.
 """
 from __future__ import annotations
 
@@ -185,10 +187,13 @@ class Guard:
         self._stubbed: set[int] = set()
         self._indexed = 0
         keep: list = []                                 # kept alive by the audit hook only
+        prepared = _prepared(self.patterns)             # what the fork server worked out (see prepare)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")             # "Overriding a previously registered kernel"
-            self.operators = self._block_operators(keep)
+            self.operators = self._block_operators(keep, prepared[0] if prepared else None)
             self._define_hit_operator(keep)
+            if prepared:
+                self._install_stubs(*prepared[1:])
             self.refresh()
         self._install_hook(keep)
         _empty_native_modules()
@@ -201,18 +206,17 @@ class Guard:
 
     # kernels ------------------------------------------------------------------------------
     def _message(self, name: str) -> str:
-        return f"autograder: {name} is banned in this test"
+        return _message(name)
 
-    def _block_operators(self, keep: list) -> list[str]:
+    def _block_operators(self, keep: list, prepared: list[tuple[str, list[str]]] | None = None) -> list[str]:
+        """Replace the kernels of the matching operators (``prepared``: the fork server's list of
+        them with their keys, see ``prepare``; else found now)."""
         blocked, handles = [], {}
-        keys = set(torch._C.DispatchKey.__members__)
-        for qualified in torch._C._dispatch_get_all_op_names():
-            if not any(p in qualified for p in self.patterns) or "::" not in qualified:
-                continue
+        if prepared is None:
+            prepared = [(qualified, keys) for _, qualified, keys in _operators(self.patterns)]
+        for qualified, kernel_keys in prepared:
             namespace, name = qualified.split("::", 1)
-            for key in _KEY_LINE.findall(torch._C._dispatch_dump(qualified)):
-                if key not in keys or key.startswith(_REDISPATCH_KEYS):
-                    continue
+            for key in kernel_keys:
                 if namespace not in handles:
                     handles[namespace] = torch._C._dispatch_library(
                         "IMPL", namespace, "", f"<autograder ban {_NONCE}>", 0)
@@ -243,22 +247,23 @@ class Guard:
         self._indexed = len(_TORCH_FUNCTIONS)
 
     def _stub(self, function: types.FunctionType) -> None:
-        name = f"{function.__module__}.{function.__qualname__}"
-        free = function.__code__.co_freevars
-        source = ("def _make():\n" + "".join(f"    {v} = None\n" for v in free)
-                  + "    def stub(*args, **kwargs):\n"
-                  + (f"        if False:\n            ({', '.join(free)},)\n" if free else "")
-                  + f"        __import__('torch').ops.autograder_ban.hit({name!r})\n"
-                  + f"        raise RuntimeError({self._message(name)!r})\n"
-                  + "    return stub\n")
-        scope: dict = {}
-        exec(compile(source, f"{_STUB_FILE} {name}>", "exec"), scope)
-        code = scope["_make"]().__code__
-        if code.co_freevars != free:
+        code = _stub_code(function)
+        if code is not None:
+            self._install_stub(function, code)
+
+    def _install_stub(self, function: types.FunctionType, code: types.CodeType) -> None:
+        if id(function) in self._stubbed or function.__code__.co_freevars != code.co_freevars:
             return
         function.__code__ = code
         self._stubs.append((function, code))
         self._stubbed.add(id(function))
+
+    def _install_stubs(self, stubs: list[tuple[types.FunctionType, types.CodeType]], indexed: int) -> None:
+        """The fork server's stubs (see ``prepare``) for the functions it had indexed; ``refresh``
+        then stubs those indexed since, as it would have all of them."""
+        for function, code in stubs:
+            self._install_stub(function, code)
+        self._indexed = indexed
 
     def intact(self) -> list[str]:
         """Why the guard's stubs are no longer in place (empty: they are)."""
@@ -303,6 +308,83 @@ class Guard:
 
         hook.keep = keep    # the handles live as long as the hook, which the interpreter never drops
         sys.addaudithook(hook)
+
+
+def _message(name: str) -> str:
+    return f"autograder: {name} is banned in this test"
+
+
+def _operators(patterns: tuple[str, ...]) -> list[tuple[int, str, list[str]]]:
+    """The operators whose name contains one of ``patterns``: (their place in the dispatcher's
+    list, their name, the dispatch keys of their kernels that a guard replaces; those that only
+    redispatch are left alone)."""
+    found = []
+    keys = set(torch._C.DispatchKey.__members__)
+    for index, qualified in enumerate(torch._C._dispatch_get_all_op_names()):
+        if not any(p in qualified for p in patterns) or "::" not in qualified:
+            continue
+        found.append((index, qualified, [key for key in _KEY_LINE.findall(torch._C._dispatch_dump(qualified))
+                                         if key in keys and not key.startswith(_REDISPATCH_KEYS)]))
+    return found
+
+
+def _stub_code(function: types.FunctionType) -> types.CodeType | None:
+    """The code a guard gives ``function``: record the call (``autograder_ban::hit``) and raise.
+    None when it cannot take the function's place (its free variables differ)."""
+    name = f"{function.__module__}.{function.__qualname__}"
+    free = function.__code__.co_freevars
+    source = ("def _make():\n" + "".join(f"    {v} = None\n" for v in free)
+              + "    def stub(*args, **kwargs):\n"
+              + (f"        if False:\n            ({', '.join(free)},)\n" if free else "")
+              + f"        __import__('torch').ops.autograder_ban.hit({name!r})\n"
+              + f"        raise RuntimeError({_message(name)!r})\n"
+              + "    return stub\n")
+    scope: dict = {}
+    exec(compile(source, f"{_STUB_FILE} {name}>", "exec"), scope)
+    code = scope["_make"]().__code__
+    return code if code.co_freevars == free else None
+
+
+# -- worked out once by the fork server, for the guards of all its workers --------------------
+_PREPARED: dict[str, tuple[list[tuple[int, str, list[str]]], list[tuple[int, types.FunctionType, types.CodeType]]]] = {}
+_PREPARED_AT: dict = {"indexed": 0, "modules": frozenset()}
+
+
+def prepare(patterns: Iterable[str]) -> None:
+    """In the fork server, before it forks (never in a worker): for each ban pattern, the operators
+    a guard blocks and the stub code of torch's matching Python functions, so that each worker's
+    ``Guard`` only installs them instead of searching (tens of milliseconds per worker). This only
+    reads and compiles: nothing is installed here, no student code ever runs in this process, and
+    a worker still installs its guard before its student's module is imported."""
+    _index_modules()
+    if frozenset(sys.modules) != _PREPARED_AT["modules"]:   # modules imported since: work it all out again
+        _PREPARED.clear()
+    new = tuple(p for p in dict.fromkeys(patterns) if isinstance(p, str) and p and p not in _PREPARED)
+    operators = _operators(new) if new else []
+    for pattern in new:
+        stubs = []
+        for index, (function, where) in enumerate(_TORCH_FUNCTIONS):
+            code = _stub_code(function) if pattern in where else None
+            if code is not None:
+                stubs.append((index, function, code))
+        _PREPARED[pattern] = ([op for op in operators if pattern in op[1]], stubs)
+    _PREPARED_AT.update(indexed=len(_TORCH_FUNCTIONS), modules=frozenset(sys.modules))
+
+
+def _prepared(patterns: tuple[str, ...]):
+    """``(operators, stubs, indexed)`` for a guard of ``patterns`` from ``prepare``: what the guard
+    would find itself, in the same order. None when a pattern was not prepared, or when a module
+    imported since could have registered operators (anything but the standard library and ours)."""
+    if not patterns or any(p not in _PREPARED for p in patterns):
+        return None
+    for name in sys.modules.keys() - _PREPARED_AT["modules"]:
+        if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "autograder":
+            return None
+    operators = {op[1]: op for p in patterns for op in _PREPARED[p][0]}
+    stubs = {stub[0]: stub for p in patterns for stub in _PREPARED[p][1]}
+    return ([(name, keys) for _, name, keys in sorted(operators.values(), key=lambda op: op[0])],
+            [(function, code) for _, function, code in sorted(stubs.values(), key=lambda stub: stub[0])],
+            _PREPARED_AT["indexed"])
 
 
 def _raiser(name: str, hits: list, message: str):

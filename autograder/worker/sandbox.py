@@ -1,13 +1,7 @@
 """Confining a worker before it runs any student code: limits, no network, an unprivileged user.
 
 ``confine(policy)`` is called once in a freshly forked worker, before its first request.
-``policy`` is JSON data from the trusted parent::
-
-    {"uid": int | None, "gid": int | None,     # switch to this user (only when started as root)
-     "max_processes": int,                    # RLIMIT_NPROC, applied only with a user switch
-     "max_file_mib": int, "max_open_files": int, "max_cpu_s": int,
-     "max_address_space_mib": int | None,     # extra address space over the fork's (CPU workers)
-     "block_network": bool}
+``policy`` is JSON data from the engine: a ``wire.policy.SandboxPolicy``.
 
 It returns notes on what it could not apply (e.g. no seccomp on this kernel); everything it
 applies holds for the worker and all its descendants. The network is blocked by a seccomp
@@ -24,6 +18,8 @@ import platform
 import resource
 import signal
 import struct
+
+from autograder.wire.policy import SandboxPolicy
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -102,28 +98,28 @@ def _limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def confine(policy: dict) -> list[str]:
-    """Apply ``policy`` to this process (see the module docstring); returns notes for debug output."""
+def confine(data: dict) -> list[str]:
+    """Apply the policy ``data`` to this process (see the module docstring); returns notes for debug output."""
+    policy = SandboxPolicy.from_json(data)
     notes = []
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # an oversized write fails with EFBIG, clearly
     _limit(resource.RLIMIT_CORE, 0)
-    _limit(resource.RLIMIT_FSIZE, int(policy.get("max_file_mib", 64)) * 2**20)
-    _limit(resource.RLIMIT_NOFILE, int(policy.get("max_open_files", 256)))
-    cpu = int(policy.get("max_cpu_s", 600))
+    _limit(resource.RLIMIT_FSIZE, int(policy.max_file_mib) * 2**20)
+    _limit(resource.RLIMIT_NOFILE, int(policy.max_open_files))
+    cpu = int(policy.max_cpu_s)
     _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5 if hard == resource.RLIM_INFINITY else min(cpu + 5, hard)))
-    extra = policy.get("max_address_space_mib")
-    if extra:
-        _limit(resource.RLIMIT_AS, _vm_size_bytes() + int(extra) * 2**20)
-    uid, gid = policy.get("uid"), policy.get("gid")
+    if policy.max_address_space_mib:
+        _limit(resource.RLIMIT_AS, _vm_size_bytes() + int(policy.max_address_space_mib) * 2**20)
+    uid, gid = policy.uid, policy.gid
     if uid is not None and gid is not None:
-        _limit(resource.RLIMIT_NPROC, int(policy.get("max_processes", 256)))   # counted per user
+        _limit(resource.RLIMIT_NPROC, int(policy.max_processes))   # counted per user
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
         if os.getuid() != uid or os.geteuid() != uid:
             raise RuntimeError("could not switch to the worker user")
-    if policy.get("block_network", True):
+    if policy.block_network:
         why = block_network()
         if why:
             notes.append(why)

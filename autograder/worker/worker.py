@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from autograder.worker.call_capture import record_calls
+from autograder.worker.call_capture import record_calls, record_modules
 from autograder.worker.loader import describe_exception, load_module
 from autograder.common.notebook_loader import load_notebook
 from autograder.worker.oplog import MAX_REPORTED, Guard, OpLog, matches
@@ -48,7 +48,8 @@ def _parameter_count(module, trainable_only: bool = True) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only))
 
 
-TOOLS = {"grads": _grads, "parameter_count": _parameter_count, "record_calls": record_calls}
+TOOLS = {"grads": _grads, "parameter_count": _parameter_count, "record_calls": record_calls,
+         "record_modules": record_modules}
 
 
 class Worker:

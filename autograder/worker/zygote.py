@@ -16,6 +16,7 @@ outlives its parent (a double-forked daemon) is re-parented here, and killed.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -165,14 +166,30 @@ def _probe_network_block() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
+def _prepare(msg: bytes) -> None:
+    """``{"prepare": [pattern, ...]}`` from the parent: work out the guards of tests banning these
+    patterns once, here, for every worker forked from now on (see ``oplog.prepare``)."""
+    try:
+        patterns = json.loads(msg).get("prepare")
+        if isinstance(patterns, list):
+            from autograder.worker.oplog import prepare
+            prepare([p for p in patterns if isinstance(p, str)])
+            gc.freeze()
+    except Exception:   # noqa: BLE001 - then each worker's guard works it out itself, as before
+        pass
+
+
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     _become_subreaper()
     warm_up(list(libraries))
+    import autograder.worker.sandbox  # noqa: F401 - what each worker imports before its guard, imported once
+    import faulthandler, tempfile  # noqa: F401,E401
     try:
         ctrl.send(json.dumps({"ready": os.getpid(), "network_blocked": _probe_network_block()}).encode())
     except OSError:   # the parent gave up on us while we warmed up
         return
+    gc.freeze()   # a worker's garbage collections never walk (so never copy) the pages of what we imported
     workers: set[int] = set()
     while True:
         readable, _, _ = select.select([ctrl], [], [], 0.1)
@@ -190,6 +207,8 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
+            if not fds:
+                _prepare(msg)
             continue
         pid = os.fork()
         if pid == 0:

@@ -7,16 +7,19 @@ handout's size. The residual form inside the blocks is not graded (residual on C
 on the input all pass); what is graded is what any correct form gives: C a registered
 parameter of shape (1, m, n_embd) drawn within the xavier-uniform bound, the shapes of each
 block and of the logits, causality end to end, a gradient reaching C, and running on the CPU
-as well as on the grading device.
+as well as on the grading device. When a forward test fails, its message names the first
+sub-module whose shapes (for causality: whose moving positions) depart from the reference
+holding the student's weights (autograder.suite.localise).
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 
 import torch
 
-from autograder.suite import GradedTestCase, number, time_limit, visibility, weight
+from autograder.suite import GradedTestCase, errors, localise, number, time_limit, visibility, weight
 from autograder.suite.draw import generator
 
 HIDDEN = "after_published"
@@ -54,6 +57,26 @@ def parameter_to_device(source: str) -> int | None:
     return None
 
 
+def _moved(first: dict, second: dict) -> dict:
+    """The records of two runs of one model on inputs that differ in one token, as records whose
+    inputs and outputs say, per position (dim 1), whether the value moved between the runs."""
+    def mask(a, b):
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return [mask(x, y) for x, y in zip(a, b)]
+        if type(a) is not torch.Tensor or type(b) is not torch.Tensor or a.shape != b.shape or a.dim() < 2:
+            return None
+        d = (a.double() - b.double()).abs()
+        return (d.reshape(d.shape[0], d.shape[1], -1) > 1e-4).any(-1).double()
+
+    records = []
+    for a, b in zip(first.get("modules") or (), second.get("modules") or ()):
+        if a.get("path") != b.get("path"):
+            break
+        records.append({**a, "inputs": [mask(x, y) for x, y in zip(a.get("inputs") or (), b.get("inputs") or ())],
+                        "output": mask(a.get("output"), b.get("output"))})
+    return {"modules": records, "paths": first.get("paths"), "error": first.get("error") or second.get("error")}
+
+
 class PerceiverCase(GradedTestCase):
     atol = rtol = 1e-5
 
@@ -67,6 +90,51 @@ class PerceiverCase(GradedTestCase):
 
     def tokens(self, seed: int, batch: int = 2, length: int = T) -> torch.Tensor:
         return torch.randint(0, V, (batch, length), generator=generator(seed))
+
+    # -- where it goes wrong: named in the message of a test that already failed ------------------
+    @contextlib.contextmanager
+    def localised(self, gpt, idx, changed=None, **overrides):
+        """When the model fails here (a wrong shape or a crash of its forward on ``idx``; with
+        ``changed``, logits that move before the token ``changed`` replaces), add to the message
+        the first sub-module where it departs from the reference holding the student's weights:
+        in the shapes each sub-module receives and returns (the residual form inside the blocks
+        is free, so values are not compared), then, with ``changed``, in which positions of what
+        each sub-module receives and returns move between the two inputs. The verdict stays the
+        check's (see autograder.suite.localise)."""
+        try:
+            yield
+        except AssertionError as exc:
+            if isinstance(exc, errors.StudentCodeFailure) and not isinstance(exc, errors.StudentException):
+                raise       # the worker was stopped (time, memory): nothing more is asked of it
+            try:
+                line = localise.describe(*self.first_difference(gpt, idx, changed, **overrides))
+            except Exception:   # noqa: BLE001 - a message aid: the failure stays as it was
+                line = ""
+            if line:
+                raise type(exc)(f"{exc}\n  {line}") from None
+            raise
+
+    def first_difference(self, gpt, idx, changed, **overrides) -> tuple:
+        """(difference or None, hidden, root, what was compared): the arguments of localise.describe."""
+        ref_model = self.reference("model")
+        reference = ref_model.GPT(ref_model.GPTConfig(V, T, **config_kwargs(**overrides)))
+        reference.eval()
+        state, mine = gpt.state_dict(), reference.state_dict()
+        if isinstance(state, dict):        # the student's weights, where they fit the reference's
+            reference.load_state_dict({k: v.to(mine[k].dtype) for k, v in state.items()
+                                       if k in mine and type(v) is torch.Tensor and v.shape == mine[k].shape},
+                                      strict=False)
+        record = self.record_modules(gpt, idx)
+        diff = localise.first_difference(record, reference, idx, shapes_only=True)
+        if diff is not None or changed is None or record.get("error"):
+            return diff, self.hidden, "GPT", ("the shapes each sub-module receives and returns, compared with "
+                                              "the reference holding your weights on the same input")
+        moved = _moved(record, self.record_modules(gpt, changed))
+        expected = _moved(localise.record_reference(reference, (idx,)),
+                          localise.record_reference(reference, (changed,)))
+        return (localise.first_difference(moved, expected, atol=0, rtol=0), self.hidden, "GPT",
+                "which positions of what each sub-module receives and returns move when one token changes, "
+                "compared with the reference holding your weights")
 
     def logits(self, gpt, idx, what: str) -> torch.Tensor:
         out = gpt(idx)
@@ -151,8 +219,9 @@ class TestPerceiver(PerceiverCase):
         """Perceiver: the model's logits are (B, T, vocab) for T below and at the block size"""
         gpt = self.build()
         for length in (5, M + 3, T):
-            self.logits(gpt, self.tokens(length, 2, length), f"Perceiver GPT (block size {T}, m={M}) on a "
-                        f"(2, {length}) input")
+            idx = self.tokens(length, 2, length)
+            with self.localised(gpt, idx):
+                self.logits(gpt, idx, f"Perceiver GPT (block size {T}, m={M}) on a (2, {length}) input")
 
     @weight(1)
     @number("2.5")
@@ -163,19 +232,22 @@ class TestPerceiver(PerceiverCase):
         gpt = self.build()
         for seed in self.seeds(2):
             idx = self.tokens(seed, 1, T)
-            base = self.logits(gpt, idx, "Perceiver GPT")
+            with self.localised(gpt, idx):
+                base = self.logits(gpt, idx, "Perceiver GPT")
             for t in (1, M // 2, M + 2, T - 1):
                 changed = idx.clone()
                 changed[0, t] = (changed[0, t] + 1 + seed % (V - 1)) % V
-                out = self.logits(gpt, changed, "Perceiver GPT")
+                with self.localised(gpt, changed):
+                    out = self.logits(gpt, changed, "Perceiver GPT")
                 moved = (out[0, :t] - base[0, :t]).abs().amax(dim=-1)
                 if bool((moved > 1e-4).any()):
                     first = int((moved > 1e-4).nonzero()[0][0])
-                    raise AssertionError(
-                        f"Changing the token at position {t} changed the logits at position {first} (before it): "
-                        "the model sees the future. The cross-attentions must keep their causal masks: the "
-                        "basis C (queries) attends to the input (keys/values) in DownProjectBlock, and the input "
-                        "(queries) attends to the bottleneck (keys/values) in UpProjectBlock.")
+                    with self.localised(gpt, idx, changed):
+                        raise AssertionError(
+                            f"Changing the token at position {t} changed the logits at position {first} (before "
+                            "it): the model sees the future. The cross-attentions must keep their causal masks: "
+                            "the basis C (queries) attends to the input (keys/values) in DownProjectBlock, and the "
+                            "input (queries) attends to the bottleneck (keys/values) in UpProjectBlock.")
 
     @weight(1)
     @number("2.6")
@@ -186,7 +258,8 @@ class TestPerceiver(PerceiverCase):
         gpt = self.build()
         idx = self.tokens(7, 2, T)
         targets = self.tokens(8, 2, T)
-        out = self.keep(gpt, idx, targets)
+        with self.localised(gpt, idx):
+            out = self.keep(gpt, idx, targets)
         loss = self.keep(self.library("operator").getitem, out, 1)
         loss.backward()
         grads = self.grads(gpt)
@@ -217,7 +290,9 @@ class TestPerceiver(PerceiverCase):
     def test_runs_on_cpu(self):
         """Perceiver: the model builds and runs on the CPU (no hard-coded CUDA device)"""
         gpt = self.build(device="cpu")
-        self.logits(gpt, self.tokens(9, 2, T), "Perceiver GPT built and run on the CPU")
+        idx = self.tokens(9, 2, T)
+        with self.localised(gpt, idx):
+            self.logits(gpt, idx, "Perceiver GPT built and run on the CPU")
 
     @weight(1)
     @number("2.8")

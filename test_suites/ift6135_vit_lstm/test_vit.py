@@ -11,7 +11,9 @@ with your weights. When one of your sub-modules (your LayerNorm or attention, gr
 sub-modules received and returned inside your forward instead, so a mistake there does not
 cost points here unless it makes your code crash; a sub-module must then return the same
 values when called directly on the same input. The LayerNorm ban does not apply here: the
-starter's mlp_head uses nn.LayerNorm.
+starter's mlp_head uses nn.LayerNorm. When the block or forward test fails, its message names
+the first sub-module that departs from the reference holding your weights on the same input
+(with the size of the difference in visible tests, the place only in hidden ones).
 """
 import contextlib
 
@@ -20,13 +22,14 @@ import torch.nn.functional as F
 
 from autograder.suite.draw import generator, randint, shape_text
 from autograder.suite import GradedTestCase, number, sibling, time_limit, visibility, weight
-from autograder.suite import errors
+from autograder.suite import errors, localise
 
 composite = sibling(__file__, "composite")
 mha_forward = sibling(__file__, "mha_forward")
 
 HIDDEN = "after_published"
 BLOCK_PARTS = ("layer_norm_1", "attn", "layer_norm_2", "linear")
+BLOCK_OWN = ("layer_norm_1", "attn", "layer_norm_2")     # the block's parts graded in 2.1-2.5
 PRENORM_HINT = ("pre-norm: h = x + attn(layer_norm_1(x)); return h + linear(layer_norm_2(h)). "
                 "The LayerNorms go at the start of each branch, not after the additions.")
 CLS_HINT = ("after dropout and the transformer, classify from the CLS token only (position 0 of the "
@@ -126,6 +129,22 @@ class _ViTCase(GradedTestCase):
         return isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(got, expected)
 
     # -- composites: the reference with the student's weights, else step by step ----------
+    @contextlib.contextmanager
+    def localised(self, module, reference, inputs, why: dict, root: str, **options):
+        """When the composite fails on a value (not a crash), name in the message the first
+        sub-module where ``module`` departs from ``reference`` (holding its weights) on ``inputs``:
+        with the size of the difference in visible tests, the place only in hidden ones. Parts
+        graded elsewhere (``accept``) are taken as the student computes them. The verdict is
+        the one the check gave (see autograder.suite.localise)."""
+        try:
+            yield
+        except AssertionError as exc:
+            if type(exc) is not AssertionError or any(why.values()):
+                raise
+            raise localise.annotate(exc, lambda: localise.first_difference(
+                self.record_modules(module, inputs), reference, inputs, atol=composite.TOLERANCE,
+                rtol=composite.TOLERANCE, **options), self.hidden, root) from None
+
     def observe(self, module, attempts, *args):
         """(output, record, observed parts, why not all) of one call of ``module`` with what it
         hands to its sub-modules recorded: the first of ``attempts`` (tuples of part names) that
@@ -229,29 +248,30 @@ class _ViTCase(GradedTestCase):
         reference = self.reference("vit_solution").PreNormAttentionBlock(embed_dim, hidden_dim, num_heads, T)
         reference.eval()
         why, agrees = self.load_block(reference, weights, block, embed_dim, hidden_dim, num_heads, seed)
-        if self.matches_copy(out, reference, why, x, record, "block", what, unobserved, PRENORM_HINT):
-            return
-        # Step by step, on what the sub-modules received and returned inside forward.
-        def step(part, inputs, text):
-            if part not in observed:        # forward could not be observed calling it: the reference's
-                if why[part]:
-                    raise AssertionError(f"{what}: the reference's {part} could not hold your weights ({why[part]}), "
-                                         f"and what your {part} returns inside forward could not be observed: "
-                                         f"{unobserved}.\n  Hint: {PRENORM_HINT}")
-                with torch.no_grad():
-                    return getattr(reference, part)(inputs)
-            found = composite.call_on(composite.recorded_calls(record, part), inputs)
-            if found is None or type(found[1]) is not torch.Tensor or tuple(found[1].shape) != shape:
-                raise AssertionError(f"{what}: {text}.\n  Hint: {PRENORM_HINT}")
-            self.accept(what, part, found[0], found[1], None if why[part] else getattr(reference, part),
-                        composite.submodule(block, part), why[part], seed, agrees if part == "attn" else None)
-            return found[1]
-        h = x + step("attn", step("layer_norm_1", x, "forward does not apply layer_norm_1 to the block's input x"),
-                     "forward does not hand layer_norm_1(x) to attn")
-        mlp = step("linear", step("layer_norm_2", h, "forward does not apply layer_norm_2 to "
-                                                     "h = x + attn(layer_norm_1(x))"),
-                   "forward does not hand layer_norm_2(h) to linear")
-        self.assert_close(out, h + mlp, what=what, hint=PRENORM_HINT)
+        with self.localised(block, reference, x, why, "PreNormAttentionBlock", accept=BLOCK_OWN):
+            if self.matches_copy(out, reference, why, x, record, "block", what, unobserved, PRENORM_HINT):
+                return
+            # Step by step, on what the sub-modules received and returned inside forward.
+            def step(part, inputs, text):
+                if part not in observed:        # forward could not be observed calling it: the reference's
+                    if why[part]:
+                        raise AssertionError(f"{what}: the reference's {part} could not hold your weights "
+                                             f"({why[part]}), and what your {part} returns inside forward could "
+                                             f"not be observed: {unobserved}.\n  Hint: {PRENORM_HINT}")
+                    with torch.no_grad():
+                        return getattr(reference, part)(inputs)
+                found = composite.call_on(composite.recorded_calls(record, part), inputs)
+                if found is None or type(found[1]) is not torch.Tensor or tuple(found[1].shape) != shape:
+                    raise AssertionError(f"{what}: {text}.\n  Hint: {PRENORM_HINT}")
+                self.accept(what, part, found[0], found[1], None if why[part] else getattr(reference, part),
+                            composite.submodule(block, part), why[part], seed, agrees if part == "attn" else None)
+                return found[1]
+            h = x + step("attn", step("layer_norm_1", x, "forward does not apply layer_norm_1 to the block's input x"),
+                         "forward does not hand layer_norm_1(x) to attn")
+            mlp = step("linear", step("layer_norm_2", h, "forward does not apply layer_norm_2 to "
+                                                         "h = x + attn(layer_norm_1(x))"),
+                       "forward does not hand layer_norm_2(h) to linear")
+            self.assert_close(out, h + mlp, what=what, hint=PRENORM_HINT)
 
     # -- ViT forward ---------------------------------------------------------------
     def load_vit(self, reference, state: dict, model, config: dict, seed: int) -> dict:
@@ -303,61 +323,63 @@ class _ViTCase(GradedTestCase):
         reference = self.reference("vit_solution").VisionTransformer(**config)
         reference.eval()
         why = self.load_vit(reference, state, model, config, seed)
-        if self.matches_copy(logits, reference, why, images, record, "model", what, unobserved, hint):
-            return
-        # Step by step, on what the sub-modules received and returned inside forward.
-        found = composite.call_on(composite.recorded_calls(record, "get_patches"), images)
-        if found is not None:
-            patches = self.assert_tensor(found[1], shape=(B, (images.shape[2] // p) * (images.shape[3] // p),
-                                                          images.shape[1] * p * p),
-                                         what=f"{what}: what get_patches returned inside forward")
-            self.accept(what, "get_patches", images, patches, lambda im: _unfold_patches(im, p),
-                        lambda im: model.get_patches(im, p), seed=seed)
-        else:
-            patches = _unfold_patches(images, p)   # forward cut the patches itself
-        tokens = patches @ state["input_layer.weight"].t() + state["input_layer.bias"]
-        T = tokens.shape[1]
-        tokens = torch.cat([state["cls_token"].expand(B, 1, -1), tokens], dim=1)
-        tokens = tokens + state["pos_embedding"][:, :T + 1]
-        ref_transformer = None if why["transformer"] else reference.transformer
-        if "transformer" in observed:
-            found = composite.call_on(composite.recorded_calls(record, "transformer"), tokens)
-            if found is None or type(found[1]) is not torch.Tensor or found[1].shape != tokens.shape:
-                raise AssertionError(f"{what}: forward does not hand the transformer the tokens (the patches "
-                                     "through input_layer, the CLS token first, the positional embedding added, "
-                                     f"then dropout).\n  Hint: {hint}")
-            self.accept(what, "transformer", tokens, found[1], ref_transformer, model.transformer,
-                        why["transformer"], seed)
-            encoded = found[1]
-        elif ref_transformer is None:
-            raise AssertionError(f"{what}: the reference blocks could not hold your weights "
-                                 f"({why['transformer']}), and what your blocks return inside forward could not "
-                                 f"be observed: {unobserved}.\n  Hint: {hint}")
-        else:
-            with torch.no_grad():
-                encoded = ref_transformer(tokens)
-        if "mlp_head" not in observed:     # forward could not be observed calling it: the reference's
-            if why["mlp_head"]:
-                raise AssertionError(f"{what}: the reference's mlp_head could not hold your weights "
-                                     f"({why['mlp_head']}), and what your mlp_head returns inside forward could "
-                                     f"not be observed: {unobserved}.\n  Hint: {hint}")
-            with torch.no_grad():
-                self.assert_close(logits, reference.mlp_head(encoded[:, 0]), what=what, hint=hint)
-            return
-        heads = composite.recorded_calls(record, "mlp_head")
-        found = composite.call_on(heads, encoded[:, 0])
-        if found is None:      # mlp_head applied to every position, the CLS token's logits taken after
-            found = next(((i, o) for i, o in heads if composite.close(i, encoded)), None)
-            found = found and (found[0][:, 0], found[1][:, 0] if type(found[1]) is torch.Tensor else None)
-        if found is None or type(found[1]) is not torch.Tensor or tuple(found[1].shape) != (B, num_classes):
-            unseen = ("" if "transformer" in observed else
-                      f" (with the reference blocks holding your weights; what your own blocks return inside "
-                      f"forward could not be observed: {unobserved})")
-            raise AssertionError(f"{what}: forward does not hand mlp_head the CLS token, position 0 of the "
-                                 f"transformer's output{unseen}.\n  Hint: {hint}")
-        self.accept(what, "mlp_head", found[0], found[1], None if why["mlp_head"] else reference.mlp_head, None,
-                    why["mlp_head"], seed)
-        self.assert_close(logits, found[1], what=what, hint=hint)
+        with self.localised(model, reference, images, why, "VisionTransformer", accept=("transformer",),
+                            accept_inputs=("input_layer",)):
+            if self.matches_copy(logits, reference, why, images, record, "model", what, unobserved, hint):
+                return
+            # Step by step, on what the sub-modules received and returned inside forward.
+            found = composite.call_on(composite.recorded_calls(record, "get_patches"), images)
+            if found is not None:
+                patches = self.assert_tensor(found[1], shape=(B, (images.shape[2] // p) * (images.shape[3] // p),
+                                                              images.shape[1] * p * p),
+                                             what=f"{what}: what get_patches returned inside forward")
+                self.accept(what, "get_patches", images, patches, lambda im: _unfold_patches(im, p),
+                            lambda im: model.get_patches(im, p), seed=seed)
+            else:
+                patches = _unfold_patches(images, p)   # forward cut the patches itself
+            tokens = patches @ state["input_layer.weight"].t() + state["input_layer.bias"]
+            T = tokens.shape[1]
+            tokens = torch.cat([state["cls_token"].expand(B, 1, -1), tokens], dim=1)
+            tokens = tokens + state["pos_embedding"][:, :T + 1]
+            ref_transformer = None if why["transformer"] else reference.transformer
+            if "transformer" in observed:
+                found = composite.call_on(composite.recorded_calls(record, "transformer"), tokens)
+                if found is None or type(found[1]) is not torch.Tensor or found[1].shape != tokens.shape:
+                    raise AssertionError(f"{what}: forward does not hand the transformer the tokens (the patches "
+                                         "through input_layer, the CLS token first, the positional embedding added, "
+                                         f"then dropout).\n  Hint: {hint}")
+                self.accept(what, "transformer", tokens, found[1], ref_transformer, model.transformer,
+                            why["transformer"], seed)
+                encoded = found[1]
+            elif ref_transformer is None:
+                raise AssertionError(f"{what}: the reference blocks could not hold your weights "
+                                     f"({why['transformer']}), and what your blocks return inside forward could not "
+                                     f"be observed: {unobserved}.\n  Hint: {hint}")
+            else:
+                with torch.no_grad():
+                    encoded = ref_transformer(tokens)
+            if "mlp_head" not in observed:     # forward could not be observed calling it: the reference's
+                if why["mlp_head"]:
+                    raise AssertionError(f"{what}: the reference's mlp_head could not hold your weights "
+                                         f"({why['mlp_head']}), and what your mlp_head returns inside forward could "
+                                         f"not be observed: {unobserved}.\n  Hint: {hint}")
+                with torch.no_grad():
+                    self.assert_close(logits, reference.mlp_head(encoded[:, 0]), what=what, hint=hint)
+                return
+            heads = composite.recorded_calls(record, "mlp_head")
+            found = composite.call_on(heads, encoded[:, 0])
+            if found is None:      # mlp_head applied to every position, the CLS token's logits taken after
+                found = next(((i, o) for i, o in heads if composite.close(i, encoded)), None)
+                found = found and (found[0][:, 0], found[1][:, 0] if type(found[1]) is torch.Tensor else None)
+            if found is None or type(found[1]) is not torch.Tensor or tuple(found[1].shape) != (B, num_classes):
+                unseen = ("" if "transformer" in observed else
+                          f" (with the reference blocks holding your weights; what your own blocks return inside "
+                          f"forward could not be observed: {unobserved})")
+                raise AssertionError(f"{what}: forward does not hand mlp_head the CLS token, position 0 of the "
+                                     f"transformer's output{unseen}.\n  Hint: {hint}")
+            self.accept(what, "mlp_head", found[0], found[1], None if why["mlp_head"] else reference.mlp_head, None,
+                        why["mlp_head"], seed)
+            self.assert_close(logits, found[1], what=what, hint=hint)
 
 
 class TestGetPatches(_ViTCase):

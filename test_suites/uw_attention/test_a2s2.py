@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autograder.suite import GradedTestCase, Remote, enforce_ban, number, sibling, time_limit, visibility, weight
+from autograder.suite import (GradedTestCase, Remote, enforce_ban, localise, number, sibling, time_limit, visibility,
+                              weight)
 from autograder.suite.checks import describe
 from autograder.suite.draw import generator, randint, shape_text
 
@@ -383,7 +384,9 @@ class TestMiniGPT(_A2S2Case):
     Two attention layers: the student's projections (from init_qkv_proj, loaded with known
     weights) make Q, K, V from the input, and the student's
     self_attention(Q, K, V, n_heads=3, causal=True) mixes them; the second layer reads the
-    first one's output. Everything lives on the grading device.
+    first one's output. Everything lives on the grading device. A failure's message names the
+    first step (a layer's projection or its self_attention) whose values, or after backward the
+    first projection whose gradients, depart from the reference's on the same input.
     """
 
     E, H = 48, 3
@@ -418,13 +421,17 @@ class TestMiniGPT(_A2S2Case):
             layers.append(mods)
         return layers
 
-    def student_forward(self, layers, x_proxy, shape):
-        """The stack's output, kept in the worker (a proxy); each layer's output is checked."""
+    def student_forward(self, layers, x_proxy, shape, trail=None):
+        """The stack's output, kept in the worker (a proxy); each layer's output is checked.
+        ``trail`` (a list) gets each layer's (input, Q, K, V, output) proxies, for ``localised``."""
         a2s2 = self.a2s2()
         h = x_proxy
         for i, (q_proj, k_proj, v_proj) in enumerate(layers):
             Q, K, V = self.keep(q_proj, h), self.keep(k_proj, h), self.keep(v_proj, h)
-            h = self.keep(a2s2.self_attention, Q, K, V, n_heads=self.H, causal=True)
+            step = self.keep(a2s2.self_attention, Q, K, V, n_heads=self.H, causal=True)
+            if trail is not None:
+                trail.append((h, Q, K, V, step))
+            h = step
             self.assert_tensor(self.fetch(h), shape=shape,
                                what=f"layer {i + 1}: self_attention(Q, K, V, n_heads={self.H}, causal=True) "
                                     f"with Q, K, V of shape {shape_text(shape)} from your projections")
@@ -436,6 +443,42 @@ class TestMiniGPT(_A2S2Case):
             Q, K, V = (F.linear(h, W, b) for W, b in layer)
             h = ref_self_attention(Q, K, V, self.H, True)
         return h
+
+    # -- where it goes wrong: named in the message of a test that already failed ------------------
+    def localised(self, exc: AssertionError, trail: list, weights, x, layers=None, ref_weights=None):
+        """``exc`` with the first step of the stack where the student's values depart from the
+        reference's on the same input (a layer's query/key/value projection or its self_attention),
+        or, when every value matches and ``layers``/``ref_weights`` are given (after backward),
+        the first projection whose gradient departs, going backward; ``exc`` as it was for a crash
+        or a stopped worker (see autograder.suite.localise). The verdict stays the check's."""
+        if type(exc) is not AssertionError:
+            return exc
+
+        def find():
+            mine, ref, h_ref = [], [], x.double()
+            for i, proxies in enumerate(trail):
+                h, Q, K, V, out = (self.fetch(p) if isinstance(p, Remote) else p for p in proxies)
+                Qr, Kr, Vr = (F.linear(h_ref, W.double(), b.double()) for W, b in weights[i])
+                out_r = ref_self_attention(Qr, Kr, Vr, self.H, True)
+                for role, got, expected in (("query", Q, Qr), ("key", K, Kr), ("value", V, Vr)):
+                    mine.append({"path": f"layer_{i + 1}.{role}_proj", "inputs": [h], "output": got})
+                    ref.append({"path": f"layer_{i + 1}.{role}_proj", "inputs": [h_ref], "output": expected})
+                mine.append({"path": f"layer_{i + 1}.self_attention", "inputs": [Q, K, V], "output": out})
+                ref.append({"path": f"layer_{i + 1}.self_attention", "inputs": [Qr, Kr, Vr], "output": out_r})
+                h_ref = out_r
+            diff = localise.first_difference(mine, ref, atol=self.atol, rtol=self.rtol)
+            if diff is not None or layers is None or ref_weights is None:
+                return diff
+            grads = {f"layer_{i + 1}.{role}_proj": self.grads(proj) for i, mods in enumerate(layers)
+                     for proj, role in zip(mods, ("query", "key", "value"))}
+            expected = {f"layer_{i + 1}.{role}_proj": {"weight": W.grad, "bias": b.grad}
+                        for i, layer in enumerate(ref_weights)
+                        for (W, b), role in zip(layer, ("query", "key", "value"))}
+            return localise.first_difference(mine, ref, atol=1e-3, rtol=1e-3, student_grads=grads,
+                                             reference_grads=expected)
+        return localise.annotate(exc, find, self.hidden, root="the stack",
+                                 compared="each step of the stack compared with the reference holding the same "
+                                          "weights, on the same input")
 
     def what(self, x) -> str:
         return (f"a two-layer minGPT-style attention stack (n_embd={self.E}, 3 heads, causal) built from your "
@@ -451,10 +494,14 @@ class TestMiniGPT(_A2S2Case):
         weights = self.weights(g)
         x = torch.randn(2, 12, self.E, generator=g)
         what = self.what(x)
-        out = self.fetch(self.student_forward(self.student_layers(weights), self.put(x), x.shape))
-        self.assert_tensor(out, shape=x.shape, what=what)
-        self.assert_close(out, self.reference_forward([[(W.double(), b.double()) for W, b in l] for l in weights],
-                                                      x.double()), what=what)
+        layers, trail = self.student_layers(weights), []
+        try:
+            out = self.fetch(self.student_forward(layers, self.put(x), x.shape, trail))
+            self.assert_tensor(out, shape=x.shape, what=what)
+            self.assert_close(out, self.reference_forward([[(W.double(), b.double()) for W, b in l]
+                                                           for l in weights], x.double()), what=what)
+        except AssertionError as exc:
+            raise self.localised(exc, trail, weights, x) from None
 
     @weight(POINTS["2.1.16"])
     @number("2.1.16")
@@ -470,26 +517,31 @@ class TestMiniGPT(_A2S2Case):
             x = torch.randn(randint(g, 1, 3), T, self.E, generator=g)
             grad_out = torch.randn(x.shape, generator=g)
             what = self.what(x) + ", backward"
-            layers = self.student_layers(weights)
+            layers, trail = self.student_layers(weights), []
             x_proxy = self.put(x, requires_grad=True)
-            out = self.student_forward(layers, x_proxy, x.shape)
-            out.backward(grad_out)
-
             ref_weights = [[(W.double().requires_grad_(True), b.double().requires_grad_(True)) for W, b in l]
                            for l in weights]
-            x_ref = x.double().requires_grad_(True)
-            self.reference_forward(ref_weights, x_ref).backward(grad_out.double())
+            try:
+                out = self.student_forward(layers, x_proxy, x.shape, trail)
+                out.backward(grad_out)
+                x_ref = x.double().requires_grad_(True)
+                self.reference_forward(ref_weights, x_ref).backward(grad_out.double())
+                self.check_backward(what, x_proxy, x_ref, layers, ref_weights)
+            except AssertionError as exc:
+                raise self.localised(exc, trail, weights, x, layers, ref_weights) from None
 
-            x_grad = x_proxy.grad
-            if x_grad is None:
-                raise AssertionError(f"{what}: the input received no gradient (is the output detached?).")
-            self.assert_close(x_grad, x_ref.grad, what=f"{what}: gradient of the input", atol=1e-3, rtol=1e-3)
-            for i, (mods, ref_layer) in enumerate(zip(layers, ref_weights)):
-                for proj, (W, b), role in zip(mods, ref_layer, ("query", "key", "value")):
-                    grads = self.grads(proj)
-                    for name, expected in (("weight", W.grad), ("bias", b.grad)):
-                        got = grads.get(name)
-                        label = f"{what}: gradient of layer {i + 1}'s {role} projection {name}"
-                        if got is None:
-                            raise AssertionError(f"{label}: none (the projection is not used, or detached).")
-                        self.assert_close(got, expected, what=label, atol=1e-3, rtol=1e-3)
+    def check_backward(self, what: str, x_proxy, x_ref, layers, ref_weights) -> None:
+        """The gradients of the input and of every projection, against the reference's."""
+        x_grad = x_proxy.grad
+        if x_grad is None:
+            raise AssertionError(f"{what}: the input received no gradient (is the output detached?).")
+        self.assert_close(x_grad, x_ref.grad, what=f"{what}: gradient of the input", atol=1e-3, rtol=1e-3)
+        for i, (mods, ref_layer) in enumerate(zip(layers, ref_weights)):
+            for proj, (W, b), role in zip(mods, ref_layer, ("query", "key", "value")):
+                grads = self.grads(proj)
+                for name, expected in (("weight", W.grad), ("bias", b.grad)):
+                    got = grads.get(name)
+                    label = f"{what}: gradient of layer {i + 1}'s {role} projection {name}"
+                    if got is None:
+                        raise AssertionError(f"{label}: none (the projection is not used, or detached).")
+                    self.assert_close(got, expected, what=label, atol=1e-3, rtol=1e-3)

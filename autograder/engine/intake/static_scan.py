@@ -10,6 +10,8 @@ written by a function). A scope name bound by an assignment or an import instead
 ``def`` (``self_attention = torch_attention``) is scanned through that binding. Dynamic
 code (``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``) in scope is reported
 too: it defeats the scan.
+
+Length: one walk of the AST with the rules of every ban kind (names, aliases, containers); split, the rules would lose the shared scope tracking.
 """
 from __future__ import annotations
 

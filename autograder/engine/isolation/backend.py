@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
-import os
 import sys
 
+from autograder import settings
 from autograder.engine.isolation.portable_pool import PortableWorkerPool
 from autograder.engine.isolation.workers import WorkerPool
 
@@ -15,7 +15,7 @@ BACKEND_VARIABLE = "AUTOGRADER_WORKERS"   # "fork" (Linux, the server's) or "por
 
 def backend() -> str:
     """The worker backend new pools use: AUTOGRADER_WORKERS, else "fork" on Linux, "portable" elsewhere."""
-    chosen = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    chosen = settings.current().workers
     if chosen in ("fork", "portable"):
         return chosen
     if chosen:

@@ -20,7 +20,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-BASE_NAME = os.environ.get("AUTOGRADER_WORKER_USER", "autograder-worker")
+from autograder import settings
+
 MAX_USERS = 32
 LOCK_DIR = "/run/autograder-worker-users" if os.path.isdir("/run") else "/tmp/autograder-worker-users"
 
@@ -50,7 +51,8 @@ def running_as_root() -> bool:
 
 
 def user_name(index: int) -> str:
-    return BASE_NAME if index == 0 else f"{BASE_NAME}{index}"
+    base = settings.current().worker_user
+    return base if index == 0 else f"{base}{index}"
 
 
 def ensure_user(name: str) -> "pwd.struct_passwd":

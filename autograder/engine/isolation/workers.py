@@ -15,6 +15,8 @@ This is the Linux backend (the server's). ``new_pool()`` chooses it, or the port
 (``engine.isolation.portable_pool``: a fresh Python process per test, no sandbox) off Linux or when
 ``AUTOGRADER_WORKERS=portable``. Nothing Linux-only is imported here at module level, so the
 portable path can import this module on macOS and Windows.
+
+Length: the fork-server pool (start, spawn, watch, kill, recycle) and its worker handles are one state machine around one socket protocol.
 """
 from __future__ import annotations
 
@@ -33,8 +35,10 @@ import threading
 import time
 from pathlib import Path
 
+from autograder import settings
 from autograder.engine.isolation import privileges
 from autograder.engine.isolation.gpu_memory import GpuMemory
+from autograder.wire.policy import SandboxPolicy
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 WORKER_SIDE = ("__init__.py", "common", "worker", "wire")   # all a worker imports of ours
@@ -106,7 +110,7 @@ class OutputDrain:
 def worker_env(scratch: str = "/tmp") -> dict:
     """A minimal environment: no secrets, no CI/grader markers, no PYTHON* variables."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch, "TMPDIR": scratch,
-           "OMP_NUM_THREADS": os.environ.get("AUTOGRADER_WORKER_THREADS", "1"),
+           "OMP_NUM_THREADS": str(settings.current().worker_threads),
            "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     for key in ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
@@ -225,6 +229,11 @@ class WorkerProcess:
     def _watch_memory(self, limit: int | None, gpu_limit: int | None) -> None:
         gpu = GpuMemory.open() if gpu_limit else None
         while not self.killed:
+            # a period first: a worker starts as an inert copy of the fork server, and a test that
+            # is over within the period costs no look at /proc at all
+            time.sleep(self.memory_poll_s)
+            if self.killed:
+                return
             pids, rss = self._usage()
             self.peak_rss = max(self.peak_rss, rss)
             if limit and rss > limit:
@@ -234,7 +243,6 @@ class WorkerProcess:
             if self.killed_for:
                 self._signal_group()
                 return
-            time.sleep(self.memory_poll_s)
 
     memory_poll_s = MEMORY_POLL_S
 
@@ -345,10 +353,11 @@ class WorkerPool:
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
                  memory_limit_mib: int | None = None):
         self.output_cap = output_cap
+        knobs = settings.current()
         if memory_limit_mib is None:
-            memory_limit_mib = int(os.environ.get("AUTOGRADER_WORKER_MEMORY_MIB", "2048"))
+            memory_limit_mib = knobs.worker_memory_mib
         self.memory_limit = memory_limit_mib * 2**20 if memory_limit_mib > 0 else None
-        gpu_mib = int(os.environ.get("AUTOGRADER_WORKER_GPU_MEMORY_MIB", "16384"))
+        gpu_mib = knobs.worker_gpu_memory_mib
         self.gpu_memory_limit = gpu_mib * 2**20 if gpu_mib > 0 else None
         self.libraries = tuple(libraries)   # imported by the fork server; usable through self.library
         self.user: privileges.WorkerUser | None = None
@@ -361,6 +370,7 @@ class WorkerPool:
         self._spawned: collections.deque[int] = collections.deque()
         self._exits: dict[int, int] = {}
         self._spare: _Pending | None = None
+        self._ban_patterns: list[str] = []         # the fork server prepares their guards (prepare_bans)
         self._lock = threading.Lock()
 
     def __enter__(self) -> "WorkerPool":
@@ -393,13 +403,13 @@ class WorkerPool:
 
     def sandbox_policy(self, device: str) -> dict:
         """What each worker applies to itself before its first request (see worker.sandbox)."""
-        return {"uid": self.user.uid if self.user else None, "gid": self.user.gid if self.user else None,
-                "max_processes": int(os.environ.get("AUTOGRADER_WORKER_PROCESSES", "128")),
-                "max_file_mib": int(os.environ.get("AUTOGRADER_WORKER_FILE_MIB", "64")),
-                "max_open_files": 256, "max_cpu_s": 600, "block_network": True,
-                # CUDA reserves huge virtual ranges: address space is limited for CPU workers only
-                "max_address_space_mib": (2 * self.memory_limit // 2**20
-                                          if self.memory_limit and device == "cpu" else None)}
+        knobs = settings.current()
+        return SandboxPolicy(
+            uid=self.user.uid if self.user else None, gid=self.user.gid if self.user else None,
+            max_processes=knobs.worker_processes, max_file_mib=knobs.worker_file_mib,
+            # CUDA reserves huge virtual ranges: address space is limited for CPU workers only
+            max_address_space_mib=2 * self.memory_limit // 2**20 if self.memory_limit and device == "cpu" else None,
+        ).to_json()
 
     def describe(self) -> str:
         """One line for debug output: who workers run as and what confines them."""
@@ -427,6 +437,25 @@ class WorkerPool:
         self._ctrl = parent
         self._ready = False
         self._spawned.clear()
+        if self._ban_patterns:   # read once it is warm, before it forks a worker
+            self._send_prepare(self._ban_patterns)
+
+    def prepare_bans(self, patterns) -> None:
+        """Have the fork server work out once the guards of tests that ban ``patterns`` (the
+        assignment's runtime patterns; see ``worker.oplog.prepare``), so that its workers only
+        install them; a fork server started later (a restart) is asked again."""
+        with self._lock:
+            new = [p for p in dict.fromkeys(patterns) if isinstance(p, str) and p and p not in self._ban_patterns]
+            if new:
+                self._ban_patterns.extend(new)
+                if self._ctrl is not None:
+                    self._send_prepare(new)
+
+    def _send_prepare(self, patterns: list[str]) -> None:
+        try:
+            self._ctrl.send(json.dumps({"prepare": list(patterns)}).encode())
+        except OSError:   # it is gone: the next _ensure_zygote starts another, which is asked again
+            pass
 
     def _ensure_zygote(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
@@ -545,6 +574,21 @@ class WorkerPool:
         with self._lock:
             self._wait_for(lambda: pid in self._exits, wait)
             return self._exits.pop(pid, None)
+
+    def recycle(self) -> None:
+        """Between two submissions graded with this pool (a warm batch): the spare worker (forked for
+        the last one) is killed with its scratch folder, every process of the worker user is killed
+        and what it left in the shared folders and SysV IPC is removed, as for a new grading's user
+        (``privileges.acquire``); each worker's scratch went when it was killed. The fork server
+        stays: it never runs student code, and each test still gets a fresh worker from it."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            worker = self._collect(spare) if spare is not None else None
+            if worker is not None:
+                worker.kill()     # its process group, before it ever switches user
+            self.kill_worker_user()
+            if self.user is not None:
+                privileges.remove_leftovers(self.user.uid)
 
     def close(self) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """Make the reference's trained-model files with a tiny, fast recipe (CPU, minutes).
 
-    python reference/cs224n_pretraining/make_fixtures.py [--out DIR] [--only vanilla|perceiver|nopretrain]
+    python tools/cs224n_make_fixtures.py [--out DIR] [--only vanilla|perceiver|nopretrain]
 
 What the tests need from these files is a well-formed submission whose predictions really
 come from its parameter files (the grader regenerates some of them from
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1] / "test_suites" / "cs224n_pretraining" / "data"
-sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "reference" / "cs224n_pretraining"   # its code is imported; its outputs are written there
+DATA = ROOT / "test_suites" / "cs224n_pretraining" / "data"
+sys.path.insert(0, str(REFERENCE))
 
 import dataset  # noqa: E402
 import model  # noqa: E402
@@ -95,7 +96,7 @@ def finish(net, vocab, out, params_name, predictions_stem, gold):
 
 def main():
     argp = argparse.ArgumentParser()
-    argp.add_argument("--out", default=str(HERE))
+    argp.add_argument("--out", default=str(REFERENCE))
     argp.add_argument("--pretrain-examples", type=int, default=2_560)
     argp.add_argument("--finetune-examples", type=int, default=96_000)
     argp.add_argument("--only", choices=["vanilla", "perceiver", "nopretrain"], default=None)
