@@ -220,7 +220,11 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
         workers.add(pid)
         for fd in fds:
             os.close(fd)
-        ctrl.send(json.dumps({"spawned": pid}).encode())
+        try:
+            ctrl.send(json.dumps({"spawned": pid}).encode())
+        except OSError:   # the parent closed the pool meanwhile: leave nothing behind, quietly
+            _shutdown()
+            os._exit(0)
 
 
 if __name__ == "__main__":
