@@ -169,3 +169,15 @@ def assert_parts(result, partial: dict, words: tuple, parts: dict = IFT6135_PART
             assert t.score == 0, report
             missing = [w for w in words if w.lower() not in t.output.lower()]
             assert not missing, f"{t.number} does not name the bug ({missing}):\n{report}"
+
+
+def strip_comments(src: str) -> str:
+    """``src`` without its comments (lines and code kept as they were)."""
+    import io
+    import tokenize
+    lines = src.split("\n")
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            lines[row - 1] = lines[row - 1][:col].rstrip()
+    return "\n".join(lines)

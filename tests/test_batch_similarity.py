@@ -4,13 +4,11 @@ work is not, the template's given code is excluded, and nothing of it touches a 
 Most tests build a batch output folder (``batch.json`` per submission) and call
 ``similarity_report`` on it, without grading; one test runs ``autograder batch`` end to end on the
 mini assignment (fast to grade) and checks the flag and that grades are byte-identical."""
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-import tokenize
 import zipfile
 
 import pytest
@@ -19,7 +17,7 @@ from autograder.batch import run as batch_run
 from autograder.batch.inputs import BadBatchInput
 from autograder.batch.model import GRADED, TIMED_OUT, Record
 from autograder.batch.run import BatchOptions, run_batch, similarity_report
-from support import FIXTURES, MINI_PROJECT, ROOT
+from support import FIXTURES, MINI_PROJECT, ROOT, strip_comments
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -28,15 +26,6 @@ FILES = ("vit_solution.py", "lstm_solution.py")
 REFERENCE = {n: (ROOT / "reference" / VIT_LSTM / n).read_text() for n in FILES}
 TEMPLATE = {n: (ROOT / "student_template" / VIT_LSTM / n).read_text() for n in FILES}
 HALF_FINISHED = {n: (FIXTURES / VIT_LSTM / "half_finished" / n).read_text() for n in FILES}
-
-
-def strip_comments(src):
-    lines = src.split("\n")
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT:
-            row, col = tok.start
-            lines[row - 1] = lines[row - 1][:col].rstrip()
-    return "\n".join(lines)
 
 
 def near_copy(src, names):

@@ -1,20 +1,19 @@
 """Similarity between submissions (autograder.batch.similarity): planted near-copies are found,
 distinct work and untouched templates are not, bad files never raise. No torch; fixtures built here."""
 import ast
-import io
 import os
 import random
 import re
 import subprocess
 import sys
 import textwrap
-import tokenize
 from pathlib import Path
 
 import pytest
 
 from autograder.batch.similarity import (SimilarPair, fingerprints, normalise, plot, report_table,
                                          similar_pairs)
+from support import strip_comments
 
 ROOT = Path(__file__).resolve().parents[1]
 VIT = "vit_solution.py"
@@ -32,15 +31,6 @@ CS_TPL = {f: read("student_template", "cs224n_pretraining", f) for f in CS_FILES
 
 
 # ------------------------------------------------------------------ transformations
-
-def strip_comments(src):
-    lines = src.split("\n")
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT:
-            row, col = tok.start
-            lines[row - 1] = lines[row - 1][:col].rstrip()
-    return "\n".join(lines)
-
 
 def rewrite_docstrings(src, replacement='"""My own implementation, written from scratch."""'):
     """Every other docstring removed, the others replaced (same indentation)."""
