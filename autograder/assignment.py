@@ -68,6 +68,9 @@ class Assignment:
     extra_credit: tuple[str, ...] = ()      # numbers of tests whose points come on top of total_points
     libraries: tuple[str, ...] = ()         # installed packages tests may use in the worker (self.library),
                                             # imported by the fork server once, before it forks
+    preload: tuple[str, ...] = ()           # installed modules the starter code imports (matplotlib.pyplot):
+                                            # the fork server imports them once, so no test's worker pays
+                                            # for them; not reachable through self.library
 
     def file(self, name: str) -> SubmissionFile:
         for f in self.files:

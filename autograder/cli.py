@@ -77,12 +77,11 @@ def _cmd_gradescope(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from autograder.instructor.verify import render, report_mutants, verify
-
     if not _known(args.assignment):
         return 2
     with pool_for(args.assignment) as pool:
-        pool.start()
+        pool.start()   # first: the fork server imports torch while this process does the same (verify)
+        from autograder.instructor.verify import render, report_mutants, verify
         checks, info = verify(args.assignment, device=args.device, pool=pool)
     print(render(args.assignment, checks, info), flush=True)
     code = 0 if all(c.ok for c in checks) else 1

@@ -27,9 +27,10 @@ def assignment_pools():
     pools = {}
 
     def pool(assignment: str):
-        key = (backend(), tuple(load_assignment(assignment).libraries))
+        loaded = load_assignment(assignment)
+        key = (backend(), tuple(loaded.libraries), tuple(loaded.preload))
         if key not in pools:
-            pools[key] = new_pool(key[1]).start()
+            pools[key] = new_pool(key[1], preload=key[2]).start()
         return pools[key]
 
     yield pool

@@ -9,6 +9,7 @@ trusted side. Every import counts, including those inside functions. Suites impo
 from __future__ import annotations
 
 import ast
+import sys
 import zipfile
 from pathlib import Path
 
@@ -170,3 +171,15 @@ def test_the_environment_is_read_in_one_place():
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("## Settings"):]
     assert all(f"`{k}`" in table for k in knobs), [k for k in knobs if f"`{k}`" not in table]
+
+
+@pytest.mark.parametrize("module", ["autograder.cli", "autograder.instructor.check", "autograder.gradescope.entry",
+                                    "autograder.batch.run", "autograder.engine.isolation.backend"])
+def test_a_pool_can_start_before_torch_is_imported(module):
+    """What each verb imports before starting its pool imports no torch: the fork server's torch
+    import (a second or more) then overlaps the grader's own instead of following it."""
+    import subprocess
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", f"importing {module} imported {out.stdout.strip()}"

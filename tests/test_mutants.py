@@ -164,7 +164,7 @@ def test_mutation_report_classifies_the_known_survivors(project):
     assert text.splitlines()[-1] == "mutation score: 3/4"
     assert "attn.py:11 in attention_weights: softmax-dim: `torch.softmax(scores, dim=-1)` -> " \
            "`torch.softmax(scores, dim=-2)`" in text
-    assert "equivalent (not counted): 1; error (not counted): 0" in text
+    assert "equivalent (not counted): 1; accepted readings (not counted): 0; error (not counted): 0" in text
     assert "  attn.py: scaled_scores: 3/3" in text and "  attn.py: top_class: 0/0, 1 equivalent" in text
 
 
@@ -216,3 +216,21 @@ def test_verify_mutants_command(project, capsys):
     assert "[1/1] not caught (survived or equivalent: decided at the end): attn.py:11 in attention_weights: " \
            "softmax-dim" in out.err   # progress on stderr
     assert out.out.rstrip("\n").splitlines()[-1] == "mutation score: 0/1"
+
+
+def test_declared_correct_readings_are_set_apart_and_a_caught_one_is_a_fidelity_bug():
+    from autograder.instructor.mutants import Verdict, apply_accepted
+    from autograder.instructor.mutation import Mutant
+
+    def mutant(after):
+        return Mutant("swap-args", "vit.py", 9, "MHA.forward", "f(q, k, v)", after, "")
+
+    verdicts = [Verdict(mutant("f(k, q, v)"), "survived", changed=["2.5.1"]),
+                Verdict(mutant("f(q, v, k)"), "caught", caught_by=["2.5.1"]),
+                Verdict(mutant("f(v, k, q)"), "survived"),
+                Verdict(mutant("f(k, v, q)"), "equivalent")]
+    accepted = {("vit.py", "MHA.forward", after): "a relabelling" for after in ("f(k, q, v)", "f(q, v, k)", "f(k, v, q)")}
+    apply_accepted(verdicts, accepted)
+    assert [(v.status, v.detail) for v in verdicts] == [
+        ("accepted", "a relabelling"), ("rejected", "a correct reading (a relabelling) fails 2.5.1"),
+        ("survived", ""), ("accepted", "a relabelling")]

@@ -37,7 +37,7 @@ from autograder.engine.spec import TestSpec, collect_tests, method_of, spec_of
 from autograder.engine.results import GradingResult, TestResult, grader_error_result
 from autograder.engine.intake.staging import StagedSubmission, stage
 from autograder.engine.intake.static_scan import Finding, scan_source
-from autograder.engine.isolation.backend import new_pool
+from autograder.engine.isolation.backend import new_pool, pool_for
 from autograder.engine.isolation.workers import WorkerPool
 
 log = logging.getLogger("autograder")
@@ -361,7 +361,7 @@ def grade(assignment: str, submission: Path, **options) -> GradingResult:
                 return _grade(opts.pool or new_pool(), assignment, Path(submission), opts, started)
         if opts.pool is not None:
             return _grade(opts.pool, assignment, Path(submission), opts, started)
-        with new_pool(registry.load_assignment(assignment).libraries) as pool:
+        with pool_for(assignment) as pool:
             pool.start()   # the fork server imports torch while we load the suites and stage
             return _grade(pool, assignment, Path(submission), opts, started)
     except Exception:   # noqa: BLE001 - the grader's own failure still yields a valid result

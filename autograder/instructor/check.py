@@ -2,7 +2,8 @@
 
 Ships in the student bundle (with ``reference_replay``). In a bundle (its deploy file says
 ``student_bundle``) the reference's answers are replayed from the recording made at build time;
-in a checkout the installed reference answers.
+in a checkout the installed reference answers. Nothing here imports torch before ``check`` has
+started its pool (the fork server's torch import then overlaps this process's).
 """
 from __future__ import annotations
 
@@ -10,11 +11,7 @@ import json
 from pathlib import Path
 
 from autograder.engine import deploy, registry
-from autograder.engine.formats import table
-from autograder.engine.results import GradingResult
-from autograder.engine.spec import spec_of
 from autograder.engine.isolation.backend import pool_for
-from autograder.engine.runner import collect_tests, grade
 
 HIDDEN_SUMMARY = "hidden_tests.json"    # in the bundle's suite folder: {"tests": n, "points": p}
 
@@ -49,7 +46,11 @@ def resolve(words: list[str]) -> tuple[str, Path]:
 def check(assignment: str, path: Path, device: str = "auto", details: bool = False) -> int:
     """Print the visible tests' verdicts on ``path``; 0 when all pass, 1 otherwise."""
     with pool_for(assignment) as pool:
-        pool.start()
+        pool.start()   # first: the fork server imports torch while this process does the same (the runner)
+        from autograder.engine.formats import table
+        from autograder.engine.results import GradingResult
+        from autograder.engine.runner import collect_tests, grade
+        from autograder.engine.spec import spec_of
         result = grade(assignment, path, device=device, visible_only=True, pool=pool,
                        reference=reference_source(assignment))
     hidden = [s for s in map(spec_of, collect_tests(assignment)) if s.visibility != "visible"]

@@ -14,6 +14,11 @@ deep-learning bug each) are graded as submissions by the usual isolated engine, 
   output.) Tests whose replies differ between two gradings of the reference in one process are
   *nondeterministic* and left out of that comparison (a survivor with only such tests is counted
   as survived);
+* **accepted** when the assignment declares the edit correct work by the course's rules
+  (``ACCEPTED_MUTANTS`` in its ``assignment.py``: ``{(file, function, edited expression after):
+  why}``, e.g. Q and K swapped where the parametrisation is free) and the suite passes it: not
+  counted. One the suite catches is **rejected**: the suite fails correct work, a fidelity bug that
+  ``verify --mutants`` reports and exits 1 for;
 * **survived** otherwise: the suite saw different values (listed) or could not tell, and passed it.
   Such a mutant is graded a second time by the same process; a test whose replies differ between
   its two gradings (timing: a notebook statement cut by the loader's time cap) is not listed as a
@@ -362,7 +367,7 @@ def _grade_mutants(run: _Run, processes: list[_GradingProcess], folders: list[Pa
 @dataclass
 class Verdict:
     mutant: Mutant
-    status: str                                  # "caught" | "survived" | "equivalent" | "error"
+    status: str                                  # "caught" | "survived" | "equivalent" | "error" | "accepted" | "rejected"
     caught_by: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)   # survived: tests whose replies differ from the reference's
     detail: str = ""
@@ -401,6 +406,25 @@ def classify(mutant: Mutant, graded: Graded, baseline: Graded, nondeterministic:
     else:
         detail = f"(also in {', '.join(unstable)}, which vary from grading to grading)" if unstable else ""
     return Verdict(mutant, "survived", changed=stable, detail=detail)
+
+
+def accepted_readings(name: str) -> dict[tuple[str, str, str], str]:
+    """The assignment's ``ACCEPTED_MUTANTS`` (see the module docstring); {} when it declares none."""
+    module = registry.import_file(registry.suite_dir(name) / "assignment.py", f"_autograder_suites.{name}.assignment")
+    return dict(getattr(module, "ACCEPTED_MUTANTS", {}))
+
+
+def apply_accepted(verdicts: list[Verdict], accepted: dict[tuple[str, str, str], str]) -> None:
+    """Mark the verdicts of declared correct readings: passed (survived or equivalent) -> accepted,
+    caught -> rejected (the suite fails correct work); the reason goes into ``detail``."""
+    for v in verdicts:
+        why = accepted.get((v.mutant.path, v.mutant.function, v.mutant.after))
+        if why is None or v.status == "error":
+            continue
+        if v.status == "caught":
+            v.status, v.detail = "rejected", f"a correct reading ({why}) fails {', '.join(v.caught_by)}"
+        else:
+            v.status, v.detail = "accepted", why
 
 
 @dataclass
@@ -479,6 +503,7 @@ def mutation_report(name: str, *, max_mutants: int = DEFAULT_MAX, jobs: int | No
             b.tests.get(k, {}).get("digest") for _, b in run.references}) > 1]
         report.verdicts = [classify(m, graded, baseline, set(report.nondeterministic), again)
                            for m, r in zip(chosen, run.results) if r is not None for graded, baseline, again in [r]]
+        apply_accepted(report.verdicts, accepted_readings(name))
     report.seconds = time.monotonic() - started
     return report
 
@@ -488,7 +513,7 @@ def mutation_report(name: str, *, max_mutants: int = DEFAULT_MAX, jobs: int | No
 def _status(v: Verdict) -> str:
     if v.status == "caught":
         return "caught by " + ", ".join(v.caught_by)
-    return {"survived": "SURVIVED"}.get(v.status, v.status)
+    return {"survived": "SURVIVED", "rejected": "REJECTED (correct work)"}.get(v.status, v.status)
 
 
 def render(report: Report) -> str:
@@ -527,7 +552,7 @@ def render(report: Report) -> str:
     for (p, function), verdicts in parts.items():
         c = Counter(v.status for v in verdicts)
         counted = c["caught"] + c["survived"]
-        extra = "".join(f", {c[s]} {s}" for s in ("equivalent", "error") if c[s])
+        extra = "".join(f", {c[s]} {s}" for s in ("equivalent", "accepted", "rejected", "error") if c[s])
         lines.append(f"  {p}: {function or '(module level)'}: {c['caught']}/{counted}{extra}")
     by_test = Counter(k for v in report.verdicts for k in v.caught_by)
     if by_test:
@@ -536,7 +561,12 @@ def render(report: Report) -> str:
     survivors = [v for v in report.verdicts if v.status == "survived"]
     lines.append(f"survivors: {len(survivors) or 'none'}")
     lines.extend(f"  {v.mutant.describe()}" for v in survivors)
-    lines.append(f"equivalent (not counted): {report.count('equivalent')}; error (not counted): {report.count('error')}")
+    rejected = [v for v in report.verdicts if v.status == "rejected"]
+    if rejected:
+        lines.append(f"correct readings the suite REJECTS (fidelity bugs; see ACCEPTED_MUTANTS): {len(rejected)}")
+        lines.extend(f"  {v.mutant.describe()}: {v.detail}" for v in rejected)
+    lines.append(f"equivalent (not counted): {report.count('equivalent')}; accepted readings (not counted): "
+                 f"{report.count('accepted')}; error (not counted): {report.count('error')}")
     lines.append(f"time: {report.seconds:.1f} s for {report.gradings} gradings (the reference twice per process, "
                  "survivors twice), "
                  f"{report.jobs} grading processes")

@@ -534,11 +534,11 @@ def record(assignment: str, seeds: tuple[int, int] = (1, 2)) -> tuple[bytes, byt
     """Grade the reference on the visible tests twice, recording; (JSON, tensor bytes) of the
     keys answered alike both times (values that differ kept as shape-only), or None if nothing was."""
     from autograder.engine.runner import grade
-    from autograder.engine.isolation.backend import new_pool
+    from autograder.engine.isolation.backend import pool_for
     if not uses_reference(assignment):
         return None
     runs = []
-    with new_pool(registry.load_assignment(assignment).libraries) as pool:
+    with pool_for(assignment) as pool:
         pool.start()
         for seed in seeds:
             recorder = Recorder()

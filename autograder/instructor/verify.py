@@ -100,11 +100,12 @@ def render(name: str, checks: list[Check], info: list[str]) -> str:
 
 def report_mutants(name: str, *, max_mutants: int | None = None, jobs: int | None = None, device: str = "cpu") -> int:
     """``verify --mutants``: print the mutation report (progress on stderr). 0, or 1 when the
-    reference is not graded full marks (the score itself is information, never a failure)."""
+    reference is not graded full marks or the suite rejects a declared correct reading (the score
+    itself is information, never a failure)."""
     import sys
     from autograder.instructor import mutants
 
     report = mutants.mutation_report(name, max_mutants=max_mutants or mutants.DEFAULT_MAX, jobs=jobs,
                                      device=device, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(mutants.render(report))
-    return 0 if report.baseline_ok else 1
+    return 0 if report.baseline_ok and not report.count("rejected") else 1

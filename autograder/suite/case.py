@@ -60,6 +60,11 @@ class GradedTestCase(unittest.TestCase):
         """Call ``func`` (a proxy) in the worker and return the result as a proxy."""
         return self.grading.call(func, args, kwargs, keep=True)
 
+    def keep_item(self, proxy, key):
+        """``proxy[key]`` as a proxy, not as data: e.g. the tensor of a returned tuple that is to be
+        backpropagated in the worker (``proxy[key]`` alone brings a tensor back detached)."""
+        return self.grading.request("getitem", proxy, key=key, keep=True, label=f"{proxy._label}[{key!r}]")
+
     def put(self, value, requires_grad: bool = False, device: str | None = None):
         """Place a tensor in the worker (on ``device``, default the grading device); returns its proxy."""
         return self.grading.put(value, requires_grad=requires_grad, device=device)

@@ -42,6 +42,7 @@ ASSIGNMENT = Assignment(
     total_points=43,
     # plain standard-library helpers the suites call in the worker (drawing many examples in one request)
     libraries=("builtins", "functools", "operator", "random", "numpy"),
+    preload=("tqdm",),   # run.py's own import
 )
 
 

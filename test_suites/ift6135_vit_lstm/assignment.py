@@ -52,3 +52,15 @@ ASSIGNMENT = Assignment(
         ),
     ),
 )
+
+
+# Edits of the reference that are correct work by the course's rules (``verify --mutants`` sets them
+# apart, and reports it as a fidelity bug if the suite ever fails one). The course leaves the
+# projections' parametrisation free, so which projection feeds queries, keys or values is a naming:
+# forward handing (k, q, v) or (q, v, k) to its own apply_attention is multi-head attention with
+# the roles of two of its own projections exchanged.
+_RELABELLED = "Q/K/V projections relabelled: the parametrisation is free (spec, MultiHeadedAttention.forward)"
+ACCEPTED_MUTANTS = {
+    ("vit_solution.py", "MultiHeadedAttention.forward", f"self.apply_attention({args})"): _RELABELLED
+    for args in ("k, q, v", "q, v, k", "v, k, q", "k, v, q", "v, q, k")
+}

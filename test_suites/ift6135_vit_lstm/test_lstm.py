@@ -1,6 +1,8 @@
 """Problem 1: the LSTM language model (lstm_solution.py), 9 points.
 
-1.1  LSTM.forward  (5 points): log-probabilities over the vocabulary and the final (h, c).
+1.1  LSTM.forward  (5 points): log-probabilities over the vocabulary and the final (h, c); they
+     backpropagate to every trainable parameter as the reference's do (a `.detach()` in forward
+     leaves the values right and the model untrainable).
 1.2  LSTM.loss     (4 points): per-sequence mean NLL over the valid tokens, then the batch mean.
 
 The parts of the model given in the starter (embedding, nn.LSTM, classifier) are loaded with
@@ -107,7 +109,7 @@ class TestLSTMForward(_LSTMCase):
     @number("1.1.2")
     @time_limit(30)
     def test_forward_log_probabilities(self):
-        """LSTM forward returns log-probabilities (log-softmax over the vocabulary)"""
+        """LSTM forward returns log-probabilities (log-softmax over the vocabulary) that backpropagate to every trainable parameter"""
         B, T, num_layers = 2, 5, 1
         out, expected, what = self.forward_pair(7, B, T, num_layers, zero_state=True)
         log_probas, _, _ = self.unpack_forward(out, what, B, T, num_layers)
@@ -117,6 +119,42 @@ class TestLSTMForward(_LSTMCase):
                           hint="forward must return log-probabilities (F.log_softmax over the vocabulary "
                                "axis), not the classifier's raw logits.")
         self.assert_close(log_probas, expected[0], what=f"{what}: log_probas")
+        self.check_gradients(generator(8), B, T, num_layers)
+
+    def check_gradients(self, g: torch.Generator, B: int, T: int, num_layers: int) -> None:
+        """The gradient of <log_probas, W> (W random) for every trainable parameter equals the reference's,
+        embeddings learnt (the tied embedding then gets both of its gradients: as input and as output)."""
+        ref_model, state = self.reference_model(g, num_layers)
+        ref_model.embedding.requires_grad_(True)
+        inputs = torch.randint(0, VOCAB, (B, T), generator=g)
+        shape = (num_layers, B, HIDDEN_SIZE)
+        hidden = (torch.randn(shape, generator=g) * 0.5, torch.randn(shape, generator=g) * 0.5)
+        upstream = torch.randn(B, T, VOCAB, generator=g)
+        lstm = self.student("lstm_solution")
+        model = lstm.LSTM(VOCAB, EMBED, HIDDEN_SIZE, num_layers, True).to(self.device)
+        model.load_state_dict(state)
+        model.eval()
+        what = (f"LSTM(..., num_layers={num_layers}, learn_embeddings=True).forward on inputs of shape ({B}, {T}), "
+                "then backward from log_probas")
+        log_probas = self.keep_item(self.keep(model, inputs, hidden), 0)
+        if log_probas.requires_grad is not True:
+            raise AssertionError(f"{what}: log_probas does not require grad, so no parameter can be trained "
+                                 "through it. Is the result detached (.detach(), .data, torch.no_grad()) in forward?")
+        log_probas.backward(upstream)
+        ref_model(inputs, hidden)[0].backward(upstream)
+        grads = self.grads(model)
+        expected = {name: p.grad for name, p in ref_model.named_parameters() if name in grads}   # tied: once
+        for name in expected:
+            if grads[name] is None:
+                raise AssertionError(
+                    f"{what}: parameter {name} received no gradient, so training would never change it. "
+                    "Is something detached (.detach(), .data, torch.no_grad()) between it and log_probas?")
+        for name, parameter in ref_model.named_parameters():
+            if name not in grads:
+                continue
+            self.assert_close(grads[name], parameter.grad, what=f"{what}: the gradient of {name}",
+                              hint="forward must keep every step from the embeddings to log_probas in the "
+                                   "autograd graph (no .detach() or .data on the way).")
 
     @weight(2)
     @number("1.1.3")

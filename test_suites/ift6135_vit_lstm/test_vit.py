@@ -1,7 +1,7 @@
 """Problem 2.6-2.9: the Vision Transformer (vit_solution.py), 6 points.
 
 2.6  VisionTransformer.get_patches   (2 points)
-2.7  PreNormAttentionBlock.forward   (1 point)
+2.7  PreNormAttentionBlock.forward   (1 point): its output, and a gradient for every parameter
 2.8  VisionTransformer.forward       (2 points)
 2.9  VisionTransformer.loss          (1 point)
 
@@ -232,6 +232,44 @@ class _ViTCase(GradedTestCase):
 
     # -- blocks --------------------------------------------------------------------
     def check_prenorm(self, g, B, T, embed_dim, hidden_dim, num_heads, label=""):
+        """The block's output (value by value, as the reference block holding its weights), then
+        the gradients its parameters receive from it."""
+        block, x, what = self.prenorm_values(g, B, T, embed_dim, hidden_dim, num_heads, label)
+        self.check_gradient_flow(block, x, g, what)
+
+    def check_gradient_flow(self, block, x: torch.Tensor, g: torch.Generator, what: str) -> None:
+        """Every parameter that gets a gradient from its own sub-module's output also gets one from the
+        block's output: a `.detach()` on a branch or on the result leaves every value right and part of
+        the block untrainable. A parameter its own sub-module cuts off (a LayerNorm or attention that
+        detaches, graded in 2.1-2.5) is not asked for here, so that defect costs its points once."""
+        def trained(grads: dict) -> set:
+            return {name for name, grad in grads.items()
+                    if grad is not None and (grad.dim() < 2 or bool(grad.abs().gt(0).any()))}
+
+        for part in BLOCK_PARTS:      # each sub-module on its own, on the block's input
+            out = self.keep(getattr(block, part), x)
+            if out.requires_grad is True:
+                out.backward(torch.randn(tuple(x.shape), generator=g))
+        alone = {name for name in trained(self.grads(block)) if name.split(".")[0] in BLOCK_PARTS}
+        block.zero_grad(set_to_none=True)
+        y = self.keep(block, x)
+        if y.requires_grad is not True:
+            if alone:
+                raise AssertionError(f"{what}: the output does not require grad, so no parameter of the block "
+                                     "can be trained through it. Is it detached (.detach(), .data, torch.no_grad())?")
+            return
+        y.backward(torch.randn(tuple(x.shape), generator=g))
+        cut = sorted(alone - trained(self.grads(block)))
+        if cut:
+            parts = sorted({name.split(".")[0] for name in cut}, key=BLOCK_PARTS.index)
+            raise AssertionError(
+                f"{what}, then backward: {', '.join(parts)} received no gradient from the block's output "
+                f"(parameter {cut[0]}{f' and {len(cut) - 1} more' if len(cut) > 1 else ''}), though "
+                f"{'it gives' if len(parts) == 1 else 'they give'} one on {'its' if len(parts) == 1 else 'their'} own, "
+                f"so training would never change {'it' if len(parts) == 1 else 'them'}. Is a branch detached (.detach(), "
+                ".data, torch.no_grad()) before it is added to the residual stream?")
+
+    def prenorm_values(self, g, B, T, embed_dim, hidden_dim, num_heads, label=""):
         vit = self.student("vit_solution")
         block = vit.PreNormAttentionBlock(embed_dim, hidden_dim, num_heads, T).to(self.device)
         block.eval()
@@ -250,7 +288,7 @@ class _ViTCase(GradedTestCase):
         why, agrees = self.load_block(reference, weights, block, embed_dim, hidden_dim, num_heads, seed)
         with self.localised(block, reference, x, why, "PreNormAttentionBlock", accept=BLOCK_OWN):
             if self.matches_copy(out, reference, why, x, record, "block", what, unobserved, PRENORM_HINT):
-                return
+                return block, x, what
             # Step by step, on what the sub-modules received and returned inside forward.
             def step(part, inputs, text):
                 if part not in observed:        # forward could not be observed calling it: the reference's
@@ -272,6 +310,7 @@ class _ViTCase(GradedTestCase):
                                                          "h = x + attn(layer_norm_1(x))"),
                        "forward does not hand layer_norm_2(h) to linear")
             self.assert_close(out, h + mlp, what=what, hint=PRENORM_HINT)
+        return block, x, what
 
     # -- ViT forward ---------------------------------------------------------------
     def load_vit(self, reference, state: dict, model, config: dict, seed: int) -> dict:
@@ -424,7 +463,7 @@ class TestPreNormBlock(_ViTCase):
     @number("2.7.1")
     @time_limit(30)
     def test_fixed(self):
-        """PreNormAttentionBlock(12, 20, 3, 5) on a (2, 5, 12) input: LayerNorm before each branch"""
+        """PreNormAttentionBlock(12, 20, 3, 5) on a (2, 5, 12) input: LayerNorm before each branch, every parameter trained"""
         self.check_prenorm(generator(71), 2, 5, 12, 20, 3, label=" with random weights")
 
     @weight(0.5)

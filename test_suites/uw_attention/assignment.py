@@ -95,6 +95,7 @@ ASSIGNMENT = Assignment(
     # the RoBERTa modules are named too: importing them takes ~3 s, more than the notebook
     # loader's per-statement cap on the student's own `from transformers import ...`.
     libraries=("transformers", "tokenizers", "transformers.models.roberta.modeling_roberta"),
+    preload=("matplotlib.pyplot", "tqdm.notebook"),   # A2S1's and A2S3's own imports (0.4 s per A2S1 test)
     total_points=sum(p for k, p in POINTS.items() if k not in EXTRA_CREDIT),
     extra_credit=EXTRA_CREDIT,
     bans=(

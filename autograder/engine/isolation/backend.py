@@ -1,6 +1,7 @@
 """Which worker pool a grading uses: the fork server (Linux, the server's) or the portable one.
 
-``new_pool`` is where every grading makes its pool; ``pool_for`` preloads an assignment's libraries.
+``new_pool`` is where every grading makes its pool; ``pool_for`` preloads an assignment's libraries
+and the modules its starter code imports.
 """
 from __future__ import annotations
 
@@ -24,18 +25,20 @@ def backend() -> str:
 
 
 def new_pool(libraries: tuple[str, ...] = (), **options) -> "WorkerPool":
-    """A worker pool of the backend this machine uses (see ``backend``); every grading makes its pool here."""
+    """A worker pool of the backend this machine uses (see ``backend``); every grading makes its pool here.
+    ``options``: those of ``WorkerPool`` (``preload``, ``memory_limit_mib``, ``output_cap``)."""
     if backend() == "portable":
         return PortableWorkerPool(libraries=libraries, **options)
     return WorkerPool(libraries=libraries, **options)
 
 
 def pool_for(assignment: str, **options) -> "WorkerPool":
-    """``new_pool`` whose fork server preloads the assignment's libraries (an unknown assignment:
-    none; the caller reports it). Imports no torch here."""
+    """``new_pool`` whose fork server preloads the assignment's libraries and ``preload`` modules
+    (an unknown assignment: none; the caller reports it). Imports no torch here."""
     from autograder.engine import registry
     try:
-        libraries = registry.load_assignment(assignment).libraries
+        loaded = registry.load_assignment(assignment)
+        libraries, preload = loaded.libraries, loaded.preload
     except Exception:   # noqa: BLE001 - an unknown or broken assignment is reported by the caller
-        libraries = ()
-    return new_pool(libraries, **options)
+        libraries, preload = (), ()
+    return new_pool(libraries, preload=preload, **options)

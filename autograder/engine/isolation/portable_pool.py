@@ -218,8 +218,8 @@ class PortableWorkerPool(WorkerPool):
     """
 
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
-                 memory_limit_mib: int | None = None):
-        super().__init__(output_cap, libraries, memory_limit_mib)
+                 memory_limit_mib: int | None = None, preload: tuple[str, ...] = ()):
+        super().__init__(output_cap, libraries, memory_limit_mib, preload)
         self.no_switch_reason = "portable workers: no user switch"
         self.network_blocked = False
         self._listener: socket.socket | None = None
@@ -272,7 +272,7 @@ class PortableWorkerPool(WorkerPool):
             os.close(out_w)
         starting = _Starting(proc, token, PortableOutput(out_r, self.output_cap, proc), scratch)
         self._starting[token] = starting
-        boot = {"port": self._port, "token": token, "path": library_path(), "libraries": list(self.libraries)}
+        boot = {"port": self._port, "token": token, "path": library_path(), "libraries": self.warm_imports}
         try:   # stdin stays open: the worker ends itself when it ends (see worker.portable_worker)
             proc.stdin.write(json.dumps(boot).encode() + b"\n")
             proc.stdin.flush()

@@ -351,7 +351,7 @@ class WorkerPool:
     """
 
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
-                 memory_limit_mib: int | None = None):
+                 memory_limit_mib: int | None = None, preload: tuple[str, ...] = ()):
         self.output_cap = output_cap
         knobs = settings.current()
         if memory_limit_mib is None:
@@ -360,6 +360,7 @@ class WorkerPool:
         gpu_mib = knobs.worker_gpu_memory_mib
         self.gpu_memory_limit = gpu_mib * 2**20 if gpu_mib > 0 else None
         self.libraries = tuple(libraries)   # imported by the fork server; usable through self.library
+        self.preload = tuple(preload)       # imported by the fork server only (Assignment.preload)
         self.user: privileges.WorkerUser | None = None
         self.network_blocked: bool | None = None   # known once the fork server is ready
         self._home: str | None = None               # runtime/ (our worker-side code) and scratch/
@@ -398,6 +399,11 @@ class WorkerPool:
         self._home = make_home(self.user)
 
     @property
+    def warm_imports(self) -> list[str]:
+        """What the fork server (or a portable worker, as it boots) imports before any test."""
+        return list(dict.fromkeys(self.libraries + self.preload))
+
+    @property
     def scratch(self) -> str:
         return os.path.join(self._home, "scratch")
 
@@ -429,7 +435,7 @@ class WorkerPool:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         runtime = os.path.join(self._home, "runtime")
         code = (f"import sys; sys.path.insert(0, {runtime!r}); "
-                f"from autograder.worker.zygote import main; main({child.fileno()}, {list(self.libraries)!r})")
+                f"from autograder.worker.zygote import main; main({child.fileno()}, {list(self.warm_imports)!r})")
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", code], pass_fds=[child.fileno()], cwd=runtime,
             env=worker_env(self.scratch), stdin=subprocess.DEVNULL, start_new_session=True)

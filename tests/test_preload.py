@@ -1,0 +1,72 @@
+"""What the fork server imports before any test: each assignment's ``libraries`` and ``preload``.
+
+A module the starter code imports and the fork server has not imported is paid for again by
+every test's worker (matplotlib.pyplot: about 0.4 s per test of uw_attention's A2S1).
+"""
+import ast
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from autograder.common.notebook_source import parse_skipping_broken_blocks
+from autograder.engine import registry
+from autograder.engine.isolation.backend import new_pool
+from autograder.wire import framing
+
+WARMED_UP = ("torch", "numpy")   # the fork server's own warm-up (worker.zygote.warm_up)
+
+
+def starter_imports(assignment: str) -> set[str]:
+    """Dotted names of the installed, non-standard modules the starter's files import at top level."""
+    folder = registry.template_dir(assignment)
+    own = {p.stem for p in folder.iterdir()}
+    names = set()
+    for path in folder.glob("*.py"):
+        for node in parse_skipping_broken_blocks(path.read_text(), path.name).body:   # notebooks' ! lines too
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return {n for n in names
+            if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] not in own
+            and n.split(".")[0] not in WARMED_UP and importlib.util.find_spec(n.split(".")[0]) is not None}
+
+
+@pytest.mark.parametrize("assignment", registry.names())
+def test_what_the_starter_imports_is_imported_once_by_the_fork_server(assignment):
+    loaded = registry.load_assignment(assignment)
+    warm = set(loaded.libraries) | set(loaded.preload)
+    missing = sorted(n for n in starter_imports(assignment) if n not in warm)
+    assert not missing, (f"{assignment}'s starter imports {missing}, which every test's worker would import "
+                         f"again: add them to the assignment's preload (it has {sorted(warm)})")
+
+
+def _ask(sock, header):
+    framing.send_frame(sock, header, b"")
+    reply, _ = framing.recv_frame(sock)
+    assert reply.get("ok"), reply
+    return reply["value"]
+
+
+def test_a_worker_finds_the_preloaded_modules_already_imported():
+    folder = Path(tempfile.mkdtemp(prefix="preload-"))
+    try:
+        os.chmod(folder, 0o755)
+        probe = folder / "probe.py"
+        probe.write_text("import sys\nSEEN = ['tabnanny' in sys.modules, 'mailbox' in sys.modules]\n")
+        os.chmod(probe, 0o644)
+        with new_pool((), preload=("tabnanny",)) as pool:
+            worker = pool.spawn(str(folder), {"probe": {"loader": "module"}}, "cpu")
+            try:
+                module = _ask(worker.sock, {"op": "import", "module": "probe", "keep": True})
+                seen = _ask(worker.sock, {"op": "getattr", "target": module["ref"], "name": "SEEN"})
+            finally:
+                worker.kill()
+    finally:
+        for path in (folder / "probe.py", folder):
+            path.unlink() if path.is_file() else path.rmdir()
+    assert seen == {"list": [True, False]} or seen == [True, False], seen
