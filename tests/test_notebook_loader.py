@@ -264,3 +264,18 @@ def test_the_inert_ipython_satisfies_libraries_that_probe_it():
     stand_in = _InertModule("IPython")
     assert stand_in.version_info[:2] >= (8, 24)
     assert stand_in.display("x") is None and stand_in.get_ipython() is None
+
+
+def test_a_statement_is_described_by_its_first_line_as_ast_would_cut_it():
+    """``_Loader.describe`` splits the file once; it names what ``ast.get_source_segment`` names,
+    with \\r\\n, \\r and form feeds in the file and non-ASCII text before the statement."""
+    import ast
+    import types
+    from autograder.common.notebook_loader import _Loader
+
+    source = ('x = 1\r\ny = "é" ; z = 2\rif True:\n    pass\n\x0cw = 3\nprint("ü", 1)\n'
+              'class A:\n    """doc"""\n    a = [1,\n 2]\n' + "t = '" + "long " * 20 + "'\n")
+    loader = _Loader(types.ModuleType("m"), "m.py", source, (), (), None)
+    for stmt in (s for s in ast.walk(ast.parse(source)) if isinstance(s, ast.stmt)):
+        first = ast.get_source_segment(source, stmt).strip().splitlines()[0]
+        assert loader.describe(stmt) == f"line {stmt.lineno} `{first[:70]}{' ...' if len(first) > 70 else ''}`"

@@ -122,7 +122,8 @@ class FakeRun(GradingRun):
         self.transport = transport or (lambda: FakeTransport({"double": 6}))
         self.transports: list[FakeTransport] = []
 
-    def new_transport(self):
+    def new_transport(self, op_log: bool = False):
+        self.op_log_asked = getattr(self, "op_log_asked", []) + [op_log]
         self.transports.append(self.transport())
         return self.transports[-1]
 
@@ -406,6 +407,7 @@ def test_a_banned_operation_at_run_time_fails_a_test_that_passed(tmp_path):
     header = next(h for h, _ in run.transports[0].requests if h["op"] == "call")
     assert header["log_ops"] is True and header["bans"] == ["layer_norm"]
     assert grade_one(run, "test_double").outcome == "passed", "ops outside a ban's tests cost nothing"
+    assert run.op_log_asked == [True, False], "only a ban's test asks for a worker with the op log warm"
 
 
 @pytest.mark.parametrize("evidence, named", [({"banned": ["torch.layer_norm"]}, "torch.layer_norm"),

@@ -100,13 +100,15 @@ class GradingRun:
     def reference_module(self, module: str):
         return self.reference.module(self.assignment.name, module)
 
-    def new_transport(self):
+    def new_transport(self, op_log: bool = False):
+        """A fresh worker for one test; ``op_log``: the test bans functions, so its worker must have
+        the op log ready (not imported on the test's clock; see ``WorkerPool.spawn``)."""
         if self.in_process is not None:   # the benchmark's floor only
             for module in self.modules:
                 sys.modules.pop(module, None)
             return InProcessTransport(self.in_process(str(self.staged.dir), self.modules, self.device,
                                                       list(self.assignment.libraries)))
-        worker = self.pool.spawn(str(self.staged.dir), self.modules, self.device)
+        worker = self.pool.spawn(str(self.staged.dir), self.modules, self.device, op_log=op_log)
         transport = ProcessTransport(worker, MAX_REPLY_BYTES)
         transport.keep = tuple(self.memo_names())
         self._seed_memos(worker)

@@ -29,10 +29,18 @@ import torch
 from autograder.worker.call_capture import record_calls, record_modules
 from autograder.worker.loader import describe_exception, load_module
 from autograder.common.notebook_loader import load_notebook
-from autograder.worker.oplog import MAX_REPORTED, Guard, OpLog, matches
 from autograder.worker.script_runner import run_script
 from autograder.wire import framing
 from autograder.wire.codec import Decoder, Encoder
+
+
+def _oplog():
+    """``worker.oplog`` (the op log and the ban guard), imported on first use: its import brings
+    torch._dynamo (a second or more of CPU), which a test without bans never needs. Workers forked
+    once the fork server has imported it (all but the first of a grading, see ``zygote``) find it
+    imported. A test with bans imports it with its first request, before any student code runs."""
+    from autograder.worker import oplog
+    return oplog
 
 
 class RequestError(Exception):
@@ -90,7 +98,7 @@ class Worker:
     def handle(self, header: dict, payload: bytes | bytearray) -> tuple[dict, bytes]:
         op = header.get("op")
         device = header.get("device") or self.device
-        log = OpLog() if header.get("log_ops") else None
+        log = _oplog().OpLog() if header.get("log_ops") else None
         bans = header.get("bans") if isinstance(header.get("bans"), list) else []
         mark = (0, 0)
         try:
@@ -128,7 +136,7 @@ class Worker:
             try:
                 if self.device.startswith("cuda") and torch.cuda.is_available():
                     torch.cuda.init()   # later device queries then skip NVML's ctypes, which the guard removes
-                self.guard = Guard(patterns)
+                self.guard = _oplog().Guard(patterns)
             except Exception as exc:   # noqa: BLE001 - the grader's own failure, reported as such
                 raise RequestError(f"the banned-function guard could not be installed ({exc})") from None
         if self.guard is None:
@@ -142,17 +150,18 @@ class Worker:
         functions must not): it was refused all the same."""
         if not bans:
             return reply
+        oplog = _oplog()
         names = set(log.seen) if log is not None else set()
-        found = matches(names, [p for p in bans if isinstance(p, str)])
+        found = oplog.matches(names, [p for p in bans if isinstance(p, str)])
         tampered = list(log.tampered) if log is not None else []
         if self.guard is not None:
             if op != "import":
                 found = sorted(set(found) | set(self.guard.hits()[mark[0]:]))
                 tampered += [f"it tried {what}" for what in dict.fromkeys(self.guard.refusals()[mark[1]:])]
             tampered += self.guard.intact()
-        reply["banned"] = found[:MAX_REPORTED]
+        reply["banned"] = found[:oplog.MAX_REPORTED]
         reply["banned_count"] = len(found)
-        reply["tampered"] = tampered[:MAX_REPORTED]
+        reply["tampered"] = tampered[:oplog.MAX_REPORTED]
         return reply
 
     def _resolve(self, entry: dict) -> Any:

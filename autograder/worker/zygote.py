@@ -2,10 +2,10 @@
 
 Started by the trusted parent as ``python -I -B`` with one end of a SOCK_SEQPACKET
 control socket. Each control message is JSON ``{"staged_dir", "modules", "device",
-"libraries", "sandbox"}`` carrying two file descriptors: the worker's request socket and
-the write end of the pipe that collects the worker's stdout and stderr. The zygote answers
-``{"spawned": pid}`` and later ``{"exited": pid, "status": n}`` (negative: killed by signal
--n). It never imports student code; the forked child does, after starting a new session
+"libraries", "sandbox", "scratch", "op_log"}`` carrying two file descriptors: the worker's
+request socket and the write end of the pipe that collects the worker's stdout and stderr. The
+zygote answers ``{"spawned": pid, "op_log": warm}`` and later ``{"exited": pid, "status": n}``
+(negative: killed by signal -n); a message without descriptors is ``{"prepare": [pattern, ...]}``. It never imports student code; the forked child does, after starting a new session
 (its pid is its process group, which the parent kills as a whole) and after confining
 itself (``worker.sandbox``: limits, no network, the worker user) once its first request
 arrives, so a worker forked ahead of its test stays inert until the parent has cleaned up
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import select
 import signal
@@ -124,8 +125,8 @@ def _reap(ctrl: socket.socket, workers: set[int]) -> None:
 def warm_up(libraries: list[str], op_log: bool = True) -> None:
     """Pay torch's one-time costs (imports, first-op dispatch, autograd) once, before forking,
     and import the assignment's libraries (e.g. transformers) so no worker pays for them.
-    ``op_log``: the op log's too (its first use imports torch._dynamo, about as long as torch)."""
-    import contextlib
+    ``op_log``: the op log's too (``warm_up_op_log``); the fork server does that part after its
+    first fork instead (see ``main``)."""
     import importlib
     for name in libraries:
         try:
@@ -135,18 +136,97 @@ def warm_up(libraries: list[str], op_log: bool = True) -> None:
     import numpy  # noqa: F401
     import torch
     import torch.nn.functional as F
-    from autograder.worker.oplog import OpLog
     import autograder.worker.worker  # noqa: F401
 
     torch.set_num_threads(1)
     layer = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
     x = torch.randn(2, 3, 8, requires_grad=True)
-    with OpLog() if op_log else contextlib.nullcontext():
-        y = layer(x).softmax(-1) @ x.transpose(1, 2)
-        loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
-        loss.backward()
+    y = layer(x).softmax(-1) @ x.transpose(1, 2)
+    loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
+    loss.backward()
     loss = F.log_softmax(layer(x), -1).mean()
     loss.backward()
+    exercise()
+    if op_log:
+        warm_up_op_log()
+
+
+def warm_up_op_log() -> None:
+    """What imports torch._dynamo (about as long as torch itself), paid once: the op log (importing
+    ``worker.oplog`` uses its dispatch mode, whose first use imports it), one logged forward and
+    backward, and torch.optim's optimizers (their constructor imports it too), each stepped once."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from autograder.worker.oplog import OpLog
+
+    state = torch.get_rng_state()
+    try:
+        layer = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.LayerNorm(8))
+        x = torch.randn(2, 3, 8, requires_grad=True)
+        with OpLog():
+            y = layer(x).softmax(-1) @ x.transpose(1, 2)
+            loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
+            loss.backward()
+        for optimizer in (torch.optim.AdamW(layer.parameters(), lr=1e-3), torch.optim.Adam(layer.parameters()),
+                          torch.optim.SGD(layer.parameters(), lr=0.1)):
+            optimizer.zero_grad()
+            F.log_softmax(layer(x.detach()), -1).mean().backward()
+            optimizer.step()
+    finally:
+        torch.set_rng_state(state)
+
+
+def exercise() -> None:
+    """Run once what the tests of attention and transformer assignments run, on tiny tensors: each
+    operator's and module's first call in a process pays lazy set-up (dispatcher caches, Python-level
+    caches, first kernels, the optimizer's), which every worker forked from here then finds done
+    (a cold worker paid about 35 ms more than a warm one on one ViT + LSTM forward and backward;
+    about 10 ms after this). Generic code of ours, never the reference's: a worker must hold nothing
+    of the solution. torch's global random state is left as it was, so workers draw what they drew."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    state = torch.get_rng_state()
+    try:
+        x = torch.randn(2, 5, 12, requires_grad=True)
+        mlp = nn.Sequential(nn.Linear(12, 16), nn.GELU(), nn.Dropout(0.0), nn.Linear(16, 12), nn.ReLU(),
+                            nn.Dropout(0.0))
+        mlp.eval()
+        norm = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5)
+        heads = (norm * torch.ones(12) + torch.zeros(12)).reshape(2, 5, 3, 4).transpose(1, 2)
+        scores = heads @ heads.transpose(-2, -1) / math.sqrt(4)
+        causal = torch.tril(torch.ones(5, 5)).view(1, 1, 5, 5)
+        scores = scores.masked_fill(causal == 0, float("-inf")).masked_fill(
+            torch.ones(5, 5, dtype=torch.bool).triu(1), -1e10)
+        out = (torch.softmax(scores, dim=-1) @ heads).transpose(1, 2).contiguous().view(2, 5, 12)
+        out = nn.LayerNorm(12)(out + mlp(out))
+        tokens = torch.cat([torch.zeros(1, 1, 12).expand(2, -1, -1), out], dim=1)
+        logits = tokens[:, 0, :3]
+        loss = F.cross_entropy(logits, torch.tensor([0, 2])) + F.nll_loss(F.log_softmax(logits, -1), torch.tensor([1, 0]))
+        loss.backward()
+        images = torch.randn(2, 3, 8, 8)
+        images.unfold(2, 4, 4).unfold(3, 4, 4).permute(0, 2, 3, 1, 4, 5).reshape(2, 4, -1)
+        F.unfold(images, kernel_size=4, stride=4).transpose(1, 2)
+        embedding, lstm = nn.Embedding(50, 16, padding_idx=0), nn.LSTM(16, 12, num_layers=2, batch_first=True)
+        inputs = torch.randint(0, 50, (2, 5))
+        hidden, _ = lstm(embedding(inputs), (torch.zeros(2, 2, 12), torch.zeros(2, 2, 12)))
+        log_probas = F.log_softmax(nn.Linear(12, 50)(hidden), dim=-1)
+        nll = -log_probas.gather(-1, inputs.unsqueeze(-1)).squeeze(-1)
+        mask = torch.ones(2, 5)
+        ((nll * mask).sum(dim=1) / mask.sum(dim=1)).mean().backward()
+        torch.stack([nll.argmax(-1), nll.topk(2, dim=-1).indices[:, 0]]).float().std()
+        model = nn.Sequential(embedding, nn.Flatten(), nn.Linear(80, 2))
+        for batch in DataLoader([(inputs[i], i) for i in range(2)], batch_size=2, shuffle=True):
+            model.zero_grad()
+            F.cross_entropy(model(batch[0]), batch[1]).backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        with torch.no_grad():
+            model.eval()(inputs).softmax(-1).max(dim=-1)
+    finally:
+        torch.set_rng_state(state)
 
 
 def _probe_network_block() -> bool:
@@ -179,10 +259,39 @@ def _prepare(msg: bytes) -> None:
         pass
 
 
+def _json_or_empty(msg: bytes) -> dict:
+    try:
+        request = json.loads(msg)
+    except ValueError:
+        return {}
+    return request if isinstance(request, dict) else {}
+
+
+def _warm_op_log(deferred: list[bytes]) -> None:
+    """The op log's warm-up (``warm_up_op_log``), then the ban guards asked for meanwhile."""
+    try:
+        warm_up_op_log()
+    except Exception:   # noqa: BLE001 - then each worker that needs the op log imports it
+        pass
+    for held in deferred:
+        _prepare(held)
+    gc.freeze()
+
+
+FIRST_FORKS_WAIT_S = 0.02   # after a fork, how long a request for the next worker (the spare) is awaited
+                            # before the op log's warm-up (which holds every fork for a second or more)
+FIRST_FORKS_MAX = 4         # ... and after this many forks it is not put off any longer
+
+
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
+    """Serve the parent on ``ctrl_fd`` until it closes it. Ready once torch is warm; the op log's
+    warm-up (torch._dynamo) waits until a first worker is forked and no request is waiting (or
+    ``FIRST_FORKS_MAX`` are), or until a request says its test bans functions (``"op_log": true``),
+    so a grading's first tests need not wait for it; ban guards asked for meanwhile (``prepare``)
+    are worked out after it. Each ``spawned`` answer says whether the op log was warm."""
     ctrl = socket.socket(fileno=ctrl_fd)
     _become_subreaper()
-    warm_up(list(libraries))
+    warm_up(list(libraries), op_log=False)
     import autograder.worker.sandbox  # noqa: F401 - what each worker imports before its guard, imported once
     import faulthandler, tempfile  # noqa: F401,E401
     try:
@@ -191,10 +300,17 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
         return
     gc.freeze()   # a worker's garbage collections never walk (so never copy) the pages of what we imported
     workers: set[int] = set()
+    forked = 0
+    deferred: list[bytes] | None = []   # prepare messages held until the op log's warm-up; None once done
     while True:
-        readable, _, _ = select.select([ctrl], [], [], 0.1)
+        wait = FIRST_FORKS_WAIT_S if deferred is not None and forked else 0.1
+        readable, _, _ = select.select([ctrl], [], [], wait)
         _reap(ctrl, workers)
         _kill_orphans(workers)
+        if deferred is not None and forked and (not readable or forked >= FIRST_FORKS_MAX):
+            _warm_op_log(deferred)
+            deferred = None
+            continue
         if not readable:
             continue
         try:
@@ -207,21 +323,28 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            if not fds:
+            if not fds and deferred is not None:
+                deferred.append(msg)
+            elif not fds:
                 _prepare(msg)
             continue
+        request = _json_or_empty(msg)
+        if deferred is not None and request.get("op_log"):   # this worker's test bans functions
+            _warm_op_log(deferred)
+            deferred = None
+        forked += 1
         pid = os.fork()
         if pid == 0:
             try:
                 ctrl.close()
-                _child(json.loads(msg), fds)
+                _child(request, fds)
             finally:
                 os._exit(0)
         workers.add(pid)
         for fd in fds:
             os.close(fd)
         try:
-            ctrl.send(json.dumps({"spawned": pid}).encode())
+            ctrl.send(json.dumps({"spawned": pid, "op_log": deferred is None}).encode())
         except OSError:   # the parent closed the pool meanwhile: leave nothing behind, quietly
             _shutdown()
             os._exit(0)

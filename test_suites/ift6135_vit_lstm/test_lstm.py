@@ -121,41 +121,6 @@ class TestLSTMForward(_LSTMCase):
         self.assert_close(log_probas, expected[0], what=f"{what}: log_probas")
         self.check_gradients(generator(8), B, T, num_layers)
 
-    def check_gradients(self, g: torch.Generator, B: int, T: int, num_layers: int) -> None:
-        """The gradient of <log_probas, W> (W random) for every trainable parameter equals the reference's,
-        embeddings learnt (the tied embedding then gets both of its gradients: as input and as output)."""
-        ref_model, state = self.reference_model(g, num_layers)
-        ref_model.embedding.requires_grad_(True)
-        inputs = torch.randint(0, VOCAB, (B, T), generator=g)
-        shape = (num_layers, B, HIDDEN_SIZE)
-        hidden = (torch.randn(shape, generator=g) * 0.5, torch.randn(shape, generator=g) * 0.5)
-        upstream = torch.randn(B, T, VOCAB, generator=g)
-        lstm = self.student("lstm_solution")
-        model = lstm.LSTM(VOCAB, EMBED, HIDDEN_SIZE, num_layers, True).to(self.device)
-        model.load_state_dict(state)
-        model.eval()
-        what = (f"LSTM(..., num_layers={num_layers}, learn_embeddings=True).forward on inputs of shape ({B}, {T}), "
-                "then backward from log_probas")
-        log_probas = self.keep_item(self.keep(model, inputs, hidden), 0)
-        if log_probas.requires_grad is not True:
-            raise AssertionError(f"{what}: log_probas does not require grad, so no parameter can be trained "
-                                 "through it. Is the result detached (.detach(), .data, torch.no_grad()) in forward?")
-        log_probas.backward(upstream)
-        ref_model(inputs, hidden)[0].backward(upstream)
-        grads = self.grads(model)
-        expected = {name: p.grad for name, p in ref_model.named_parameters() if name in grads}   # tied: once
-        for name in expected:
-            if grads[name] is None:
-                raise AssertionError(
-                    f"{what}: parameter {name} received no gradient, so training would never change it. "
-                    "Is something detached (.detach(), .data, torch.no_grad()) between it and log_probas?")
-        for name, parameter in ref_model.named_parameters():
-            if name not in grads:
-                continue
-            self.assert_close(grads[name], parameter.grad, what=f"{what}: the gradient of {name}",
-                              hint="forward must keep every step from the embeddings to log_probas in the "
-                                   "autograd graph (no .detach() or .data on the way).")
-
     @weight(2)
     @number("1.1.3")
     @visibility(HIDDEN)
@@ -171,6 +136,61 @@ class TestLSTMForward(_LSTMCase):
             self.assert_close(log_probas, expected[0], what=f"{what}: log_probas")
             self.assert_close(h, expected[1][0], what=f"{what}: final h")
             self.assert_close(c, expected[1][1], what=f"{what}: final c")
+
+    def check_gradients(self, g: torch.Generator, B: int, T: int, num_layers: int) -> None:
+        """The gradient of <log_probas, W> (W random) for every trainable parameter equals that of the
+        starter's modules composed as the handout says, embeddings learnt (the tied embedding then gets
+        both of its gradients: as input and as output). No reference code: the expected gradients
+        come from torch's own modules, so the student bundle decides this test locally too."""
+        expected = _StarterLSTM(num_layers)
+        state = {k: torch.randn(v.shape, generator=g) * 0.5 for k, v in expected.state_dict().items()}
+        state["classifier.2.weight"] = state["embedding.weight"]   # tied, as in the starter
+        expected.load_state_dict(state)
+        inputs = torch.randint(0, VOCAB, (B, T), generator=g)
+        shape = (num_layers, B, HIDDEN_SIZE)
+        hidden = (torch.randn(shape, generator=g) * 0.5, torch.randn(shape, generator=g) * 0.5)
+        upstream = torch.randn(B, T, VOCAB, generator=g)
+        lstm = self.student("lstm_solution")
+        model = lstm.LSTM(VOCAB, EMBED, HIDDEN_SIZE, num_layers, True).to(self.device)
+        model.load_state_dict(state)
+        model.eval()
+        what = (f"LSTM(..., num_layers={num_layers}, learn_embeddings=True).forward on inputs of shape ({B}, {T}), "
+                "then backward from log_probas")
+        log_probas = self.keep_item(self.keep(model, inputs, hidden), 0)
+        if log_probas.requires_grad is not True:
+            raise AssertionError(f"{what}: log_probas does not require grad, so no parameter can be trained "
+                                 "through it. Is the result detached (.detach(), .data, torch.no_grad()) in forward?")
+        log_probas.backward(upstream)
+        expected(inputs, hidden).backward(upstream)
+        grads = self.grads(model)
+        wanted = [(name, p.grad) for name, p in expected.named_parameters() if name in grads]   # tied: once
+        for name, _ in wanted:
+            if grads[name] is None:
+                raise AssertionError(
+                    f"{what}: parameter {name} received no gradient, so training would never change it. "
+                    "Is something detached (.detach(), .data, torch.no_grad()) between it and log_probas?")
+        for name, grad in wanted:
+            self.assert_close(grads[name], grad, what=f"{what}: the gradient of {name}",
+                              hint="forward must keep every step from the embeddings to log_probas in the "
+                                   "autograd graph (no .detach() or .data on the way).")
+
+
+class _StarterLSTM(torch.nn.Module):
+    """The modules the starter gives (embedding, nn.LSTM, classifier tied to the embedding), composed
+    as the handout's forward says: log_softmax(classifier(lstm(embedding(inputs), hidden))). Only
+    its gradients are used (1.1.2); the values are compared with the reference's elsewhere."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(VOCAB, EMBED, padding_idx=0)
+        self.lstm = torch.nn.LSTM(EMBED, HIDDEN_SIZE, num_layers=num_layers, batch_first=True)
+        self.classifier = torch.nn.Sequential(torch.nn.Linear(HIDDEN_SIZE, EMBED), torch.nn.ReLU(),
+                                              torch.nn.Linear(EMBED, VOCAB, bias=False))
+        self.classifier[2].weight = self.embedding.weight
+
+    def forward(self, inputs, hidden):
+        outputs, _ = self.lstm(self.embedding(inputs), hidden)
+        return F.log_softmax(self.classifier(outputs), dim=-1)
 
 
 class TestLSTMLoss(_LSTMCase):

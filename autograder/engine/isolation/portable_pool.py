@@ -330,8 +330,9 @@ class PortableWorkerPool(WorkerPool):
         last = said.splitlines()[-1].strip() if said else ""
         return what + (f" ({last[:200]}); it printed:\n{said}" if said else "")
 
-    def spawn(self, staged_dir: str, modules: dict, device: str) -> PortableWorkerProcess:
-        """A fresh worker process for ``staged_dir`` (see ``WorkerPool.spawn``)."""
+    def spawn(self, staged_dir: str, modules: dict, device: str, op_log: bool = False) -> PortableWorkerProcess:
+        """A fresh worker process for ``staged_dir`` (see ``WorkerPool.spawn``; every portable worker
+        has warmed its op log up before it connects, so ``op_log`` asks for nothing more)."""
         setup = {"staged_dir": staged_dir, "modules": modules, "device": device, "libraries": list(self.libraries)}
         with self._lock:
             self._open()

@@ -278,6 +278,7 @@ class WorkerProcess:
         self.output.text(wait=0.1)     # the frames after the head line
 
     scratch: str | None = None        # this worker's own HOME/TMPDIR, removed when it is killed
+    op_log: bool = False              # forked with the op log warm (see WorkerPool.spawn)
     kept: dict[str, bytes] = {}       # small files of its scratch the grader asked to keep (see keep)
 
     def kill(self, keep: tuple[str, ...] = ()) -> None:
@@ -301,6 +302,7 @@ class _Pending:
     """A worker asked of the fork server whose "spawned" answer has not been read yet."""
 
     def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None):
+        self.op_log = False     # known once collected: forked after the fork server warmed its op log up
         self.key = key
         self.sock = sock
         self.out_fd = out_fd
@@ -368,7 +370,7 @@ class WorkerPool:
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
         self._ready = False
-        self._spawned: collections.deque[int] = collections.deque()
+        self._spawned: collections.deque[tuple[int, bool]] = collections.deque()   # (pid, op log warm)
         self._exits: dict[int, int] = {}
         self._spare: _Pending | None = None
         self._ban_patterns: list[str] = []         # the fork server prepares their guards (prepare_bans)
@@ -487,7 +489,7 @@ class WorkerPool:
             self._ready = True
             self.network_blocked = bool(data.get("network_blocked"))
         if "spawned" in data:
-            self._spawned.append(data["spawned"])
+            self._spawned.append((data["spawned"], data.get("op_log") is True))
         if "exited" in data:
             self._exits[data["exited"]] = data["status"]
         return True
@@ -518,14 +520,15 @@ class WorkerPool:
         self._ready = False
 
     # -- workers ---------------------------------------------------------------------
-    def _request(self, key: tuple) -> _Pending | None:
+    def _request(self, key: tuple, op_log: bool = False) -> _Pending | None:
+        """Ask the fork server for a worker; ``op_log``: one forked after the op log's warm-up."""
         staged_dir, modules, device = key
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         scratch = new_worker_scratch(self.scratch, self.user)
         request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
                               "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device),
-                              "scratch": scratch})
+                              "scratch": scratch, "op_log": op_log})
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
             return _Pending(key, ours, out_r, scratch)
@@ -540,17 +543,21 @@ class WorkerPool:
         if not self._wait_for(lambda: bool(self._spawned), SPAWN_TIMEOUT_S):
             pending.discard()
             return None
-        pid = self._spawned.popleft()
+        pid, pending.op_log = self._spawned.popleft()
         gpu_limit = self.gpu_memory_limit if pending.key[2].startswith("cuda") else None
         worker = WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
                                self.memory_limit, gpu_limit)
         worker.scratch = pending.scratch
+        worker.op_log = pending.op_log
         return worker
 
-    def spawn(self, staged_dir: str, modules: dict, device: str) -> WorkerProcess:
+    def spawn(self, staged_dir: str, modules: dict, device: str, op_log: bool = False) -> WorkerProcess:
         """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).
 
         ``modules`` maps module names to load options (JSON data, see worker.worker.Worker).
+        ``op_log``: the test bans functions, so its worker must be forked after the fork server's
+        op-log warm-up (which the fork server puts off past its first forks, see ``zygote.main``):
+        importing the op log in the worker would spend the test's time limit on the grader's work.
         """
         key = (staged_dir, json.dumps(modules, sort_keys=True), device)
         with self._lock:
@@ -558,14 +565,14 @@ class WorkerPool:
             spare, self._spare = self._spare, None
             if spare is not None:
                 worker = self._collect(spare)
-                if worker is not None and spare.key != key:
+                if worker is not None and (spare.key != key or (op_log and not worker.op_log)):
                     worker.kill()
                     worker = None
             for _attempt in (1, 2):
                 if worker is not None:
                     break
                 self._ensure_zygote()
-                pending = self._request(key)
+                pending = self._request(key, op_log)
                 worker = self._collect(pending) if pending is not None else None
                 if worker is None:
                     self._stop_zygote()   # it died (perhaps killed by a student): start a new one
