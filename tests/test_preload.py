@@ -45,6 +45,19 @@ def test_what_the_starter_imports_is_imported_once_by_the_fork_server(assignment
                          f"again: add them to the assignment's preload (it has {sorted(warm)})")
 
 
+@pytest.mark.parametrize("assignment", registry.names())
+def test_the_server_installs_what_the_starter_imports(assignment):
+    """build's requirements.txt pins the distributions of ``preload`` too: on the server the
+    notebook's own imports work as they did in Colab and on the student's machine."""
+    from importlib import metadata
+    from autograder.instructor.requirements_lock import locked
+    pins = locked(assignment)
+    provided = metadata.packages_distributions()
+    for module in registry.load_assignment(assignment).preload:
+        dists = {d.lower().replace("_", "-") for d in provided.get(module.split(".")[0], ())}
+        assert dists and dists & set(pins), f"{module} ({sorted(dists)}) is not in {assignment}'s requirements"
+
+
 def _ask(sock, header):
     framing.send_frame(sock, header, b"")
     reply, _ = framing.recv_frame(sock)

@@ -57,7 +57,8 @@ def locked(assignment: str) -> dict[str, str]:
     """``{canonical name: version}`` of every distribution grading ``assignment`` needs."""
     from autograder.engine import registry
     roots = _requirements(metadata.distribution("autograder"))
-    roots += sorted(_providers(registry.load_assignment(assignment).libraries))
+    loaded = registry.load_assignment(assignment)
+    roots += sorted(_providers(loaded.libraries + loaded.preload))   # what tests and the starter import
     pins: dict[str, str] = {}
     todo = list(roots)
     while todo:
@@ -68,7 +69,7 @@ def locked(assignment: str) -> dict[str, str]:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             raise RuntimeError(f"{name} is needed to grade {assignment} but is not installed here, so it "
-                               "cannot be pinned: install the assignment's libraries, verify, then build") from None
+                               "cannot be pinned: install the assignment's libraries and preload, verify, then build") from None
         pins[name] = _version(dist)
         todo.extend(_requirements(dist))
     return dict(sorted(pins.items()))
