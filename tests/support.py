@@ -181,3 +181,23 @@ def strip_comments(src: str) -> str:
             row, col = tok.start
             lines[row - 1] = lines[row - 1][:col].rstrip()
     return "\n".join(lines)
+
+
+def readable_folder(prefix: str, files: dict[str, str]) -> Path:
+    """A fresh folder under /tmp holding ``files`` ({name: text}) that a worker user may read
+    (0755/0644); the caller removes it (``shutil.rmtree``)."""
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(folder, 0o755)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        os.chmod(folder / name, 0o644)
+    return folder
+
+
+def ask(worker, header: dict, payload: bytes = b"") -> dict:
+    """One raw request to a worker of a pool (``WorkerPool.spawn``); the reply's header."""
+    from autograder.wire import framing
+    framing.send_frame(worker.sock, header, payload)
+    reply, _ = framing.recv_frame(worker.sock)
+    return reply

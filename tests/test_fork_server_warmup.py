@@ -1,17 +1,14 @@
 """The fork server's warm-up: ready once torch is warm; torch._dynamo (the op log, optimizers)
 after its first forks, or before the first worker of a test with bans (the op log's import is
 the grader's work and must not be spent on the test's time limit)."""
-import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
 
 from autograder.engine.isolation.workers import WorkerPool
-from autograder.wire import framing
 from autograder.wire.codec import Encoder
+from support import ask as _ask, readable_folder
 
 PROBE = """\
 import sys
@@ -24,18 +21,9 @@ def norm(x):
 """
 
 
-def _ask(worker, header, payload=b""):
-    framing.send_frame(worker.sock, header, payload)
-    reply, _ = framing.recv_frame(worker.sock)
-    return reply
-
-
 @pytest.fixture
 def probe_dir():
-    folder = Path(tempfile.mkdtemp(prefix="warmup-"))
-    os.chmod(folder, 0o755)
-    (folder / "probe.py").write_text(PROBE)
-    os.chmod(folder / "probe.py", 0o644)
+    folder = readable_folder("warmup-", {"probe.py": PROBE})
     yield str(folder)
     shutil.rmtree(folder)
 

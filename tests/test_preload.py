@@ -5,17 +5,15 @@ every test's worker (matplotlib.pyplot: about 0.4 s per test of uw_attention's A
 """
 import ast
 import importlib.util
-import os
+import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from autograder.common.notebook_source import parse_skipping_broken_blocks
 from autograder.engine import registry
 from autograder.engine.isolation.backend import new_pool
-from autograder.wire import framing
+from support import ask, readable_folder
 
 WARMED_UP = ("torch", "numpy")   # the fork server's own warm-up (worker.zygote.warm_up)
 
@@ -58,28 +56,22 @@ def test_the_server_installs_what_the_starter_imports(assignment):
         assert dists and dists & set(pins), f"{module} ({sorted(dists)}) is not in {assignment}'s requirements"
 
 
-def _ask(sock, header):
-    framing.send_frame(sock, header, b"")
-    reply, _ = framing.recv_frame(sock)
+def _value(reply: dict):
     assert reply.get("ok"), reply
     return reply["value"]
 
 
 def test_a_worker_finds_the_preloaded_modules_already_imported():
-    folder = Path(tempfile.mkdtemp(prefix="preload-"))
+    folder = readable_folder("preload-", {"probe.py": "import sys\nSEEN = ['tabnanny' in sys.modules, "
+                                                      "'mailbox' in sys.modules]\n"})
     try:
-        os.chmod(folder, 0o755)
-        probe = folder / "probe.py"
-        probe.write_text("import sys\nSEEN = ['tabnanny' in sys.modules, 'mailbox' in sys.modules]\n")
-        os.chmod(probe, 0o644)
         with new_pool((), preload=("tabnanny",)) as pool:
             worker = pool.spawn(str(folder), {"probe": {"loader": "module"}}, "cpu")
             try:
-                module = _ask(worker.sock, {"op": "import", "module": "probe", "keep": True})
-                seen = _ask(worker.sock, {"op": "getattr", "target": module["ref"], "name": "SEEN"})
+                module = _value(ask(worker, {"op": "import", "module": "probe", "keep": True}))
+                seen = _value(ask(worker, {"op": "getattr", "target": module["ref"], "name": "SEEN"}))
             finally:
                 worker.kill()
     finally:
-        for path in (folder / "probe.py", folder):
-            path.unlink() if path.is_file() else path.rmdir()
+        shutil.rmtree(folder)
     assert seen == {"list": [True, False]} or seen == [True, False], seen

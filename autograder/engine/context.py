@@ -333,7 +333,7 @@ class TestContext:
 
     def _get_transport(self):
         if self._transport is None:
-            self._transport = self.run.new_transport(op_log=self.log_ops or bool(self.ban_patterns))
+            self._transport = self.run.new_transport(op_log=self.log_ops)   # log_ops: the test bans
             # The student's clock starts once their worker is ready: the fork server's start-up
             # is the grader's time, not theirs.
             self.deadline = time.monotonic() + self.time_limit

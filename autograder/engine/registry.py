@@ -62,9 +62,15 @@ def import_file(path: Path, module_name: str) -> types.ModuleType:
     return import_private(path, module_name)
 
 
-def load_assignment(name: str) -> Assignment:
+def assignment_module(name: str) -> types.ModuleType:
+    """``test_suites/<name>/assignment.py``, imported once: ``ASSIGNMENT`` and whatever else it declares
+    for instructor tools (``ACCEPTED_MUTANTS``, ``COURSE_PARTS``)."""
     require(name)
-    return import_file(suite_dir(name) / "assignment.py", f"_autograder_suites.{name}.assignment").ASSIGNMENT
+    return import_file(suite_dir(name) / "assignment.py", f"_autograder_suites.{name}.assignment")
+
+
+def load_assignment(name: str) -> Assignment:
+    return assignment_module(name).ASSIGNMENT
 
 
 def test_modules(name: str) -> list[types.ModuleType]:

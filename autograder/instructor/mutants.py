@@ -410,8 +410,7 @@ def classify(mutant: Mutant, graded: Graded, baseline: Graded, nondeterministic:
 
 def accepted_readings(name: str) -> dict[tuple[str, str, str], str]:
     """The assignment's ``ACCEPTED_MUTANTS`` (see the module docstring); {} when it declares none."""
-    module = registry.import_file(registry.suite_dir(name) / "assignment.py", f"_autograder_suites.{name}.assignment")
-    return dict(getattr(module, "ACCEPTED_MUTANTS", {}))
+    return dict(getattr(registry.assignment_module(name), "ACCEPTED_MUTANTS", {}))
 
 
 def apply_accepted(verdicts: list[Verdict], accepted: dict[tuple[str, str, str], str]) -> None:

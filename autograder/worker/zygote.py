@@ -139,16 +139,23 @@ def warm_up(libraries: list[str], op_log: bool = True) -> None:
     import autograder.worker.worker  # noqa: F401
 
     torch.set_num_threads(1)
+    layer, x = _tiny_step()   # draws from torch's global random state, as workers always found it
+    F.log_softmax(layer(x), -1).mean().backward()
+    exercise()
+    if op_log:
+        warm_up_op_log()
+
+
+def _tiny_step():
+    """One forward and backward of a small layer stack (the ops every test runs); (layer, input)."""
+    import torch
+    import torch.nn.functional as F
     layer = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
     x = torch.randn(2, 3, 8, requires_grad=True)
     y = layer(x).softmax(-1) @ x.transpose(1, 2)
     loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
     loss.backward()
-    loss = F.log_softmax(layer(x), -1).mean()
-    loss.backward()
-    exercise()
-    if op_log:
-        warm_up_op_log()
+    return layer, x
 
 
 def warm_up_op_log() -> None:
@@ -156,18 +163,13 @@ def warm_up_op_log() -> None:
     ``worker.oplog`` uses its dispatch mode, whose first use imports it), one logged forward and
     backward, and torch.optim's optimizers (their constructor imports it too), each stepped once."""
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
     from autograder.worker.oplog import OpLog
 
     state = torch.get_rng_state()
     try:
-        layer = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.LayerNorm(8))
-        x = torch.randn(2, 3, 8, requires_grad=True)
         with OpLog():
-            y = layer(x).softmax(-1) @ x.transpose(1, 2)
-            loss = F.cross_entropy(y.reshape(-1, 3), torch.zeros(6, dtype=torch.long)) + F.log_softmax(y, -1).mean()
-            loss.backward()
+            layer, x = _tiny_step()
         for optimizer in (torch.optim.AdamW(layer.parameters(), lr=1e-3), torch.optim.Adam(layer.parameters()),
                           torch.optim.SGD(layer.parameters(), lr=0.1)):
             optimizer.zero_grad()
@@ -183,7 +185,8 @@ def exercise() -> None:
     caches, first kernels, the optimizer's), which every worker forked from here then finds done
     (a cold worker paid about 35 ms more than a warm one on one ViT + LSTM forward and backward;
     about 10 ms after this). Generic code of ours, never the reference's: a worker must hold nothing
-    of the solution. torch's global random state is left as it was, so workers draw what they drew."""
+    of the solution. torch's global random state is left as it was (torch seeds it per process;
+    every worker of one fork server starts from the same state, which this warm-up does not move)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F

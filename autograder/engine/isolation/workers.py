@@ -302,7 +302,6 @@ class _Pending:
     """A worker asked of the fork server whose "spawned" answer has not been read yet."""
 
     def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None):
-        self.op_log = False     # known once collected: forked after the fork server warmed its op log up
         self.key = key
         self.sock = sock
         self.out_fd = out_fd
@@ -543,12 +542,12 @@ class WorkerPool:
         if not self._wait_for(lambda: bool(self._spawned), SPAWN_TIMEOUT_S):
             pending.discard()
             return None
-        pid, pending.op_log = self._spawned.popleft()
+        pid, op_log = self._spawned.popleft()
         gpu_limit = self.gpu_memory_limit if pending.key[2].startswith("cuda") else None
         worker = WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
                                self.memory_limit, gpu_limit)
         worker.scratch = pending.scratch
-        worker.op_log = pending.op_log
+        worker.op_log = op_log
         return worker
 
     def spawn(self, staged_dir: str, modules: dict, device: str, op_log: bool = False) -> WorkerProcess:
