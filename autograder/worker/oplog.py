@@ -412,6 +412,7 @@ def _is_process_memory(path) -> bool:
 # -- an index of the process's modules, built once by the fork server for all its workers -----
 _INDEXED_MODULES: set[str] = set()
 _TORCH_FUNCTIONS: list[tuple[types.FunctionType, str]] = []   # torch's Python functions, "module.name"
+_TORCH_FUNCTION_IDS: set[int] = set()                         # ... their ids (kept with it, not rebuilt)
 _NATIVE_REFERENCES: list[tuple[types.ModuleType, str]] = []  # module attributes holding ctypes & co
 
 
@@ -433,7 +434,7 @@ def _index_new_modules() -> None:
     contents = [v for m in native for v in vars(m).values() if _defined_by_native(v)]
     native_ids = {id(m) for m in native} | {id(v) for v in contents}
     native_types = {v for v in contents if isinstance(v, type)} - {object, type}
-    seen = {id(f) for f, _ in _TORCH_FUNCTIONS}
+    seen = _TORCH_FUNCTION_IDS
     for name, module in new:
         if not isinstance(module, types.ModuleType) or id(module) in native_ids:
             continue

@@ -270,28 +270,38 @@ def _json_or_empty(msg: bytes) -> dict:
     return request if isinstance(request, dict) else {}
 
 
-def _warm_op_log(deferred: list[bytes]) -> None:
-    """The op log's warm-up (``warm_up_op_log``), then the ban guards asked for meanwhile."""
+def _warm_op_log(deferred: list[bytes], ctrl: socket.socket, workers: set[int]) -> None:
+    """The op log's warm-up (``warm_up_op_log``), then the ban guards asked for meanwhile. Tests run
+    on the workers forked before it, so a worker that exits meanwhile is reaped and reported at once
+    (SIGCHLD), not a second or more later: the parent waits only so long for an exit status."""
+    previous = signal.signal(signal.SIGCHLD, lambda *_: _reap(ctrl, workers))
     try:
-        warm_up_op_log()
-    except Exception:   # noqa: BLE001 - then each worker that needs the op log imports it
-        pass
-    for held in deferred:
-        _prepare(held)
+        try:
+            warm_up_op_log()
+        except Exception:   # noqa: BLE001 - then each worker that needs the op log imports it
+            pass
+        for held in deferred:
+            _prepare(held)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
     gc.freeze()
 
 
-FIRST_FORKS_WAIT_S = 0.02   # after a fork, how long a request for the next worker (the spare) is awaited
+FIRST_FORKS_WAIT_S = 0.02   # after a fork, how long a request for the next worker (a spare) is awaited
                             # before the op log's warm-up (which holds every fork for a second or more)
-FIRST_FORKS_MAX = 4         # ... and after this many forks it is not put off any longer
+FIRST_FORKS_MAX = 8         # ... and after this many forks it is not put off any longer (the parent asks
+                            # for a few spares at once while it is pending: WorkerPool.COLD_SPARES)
 
 
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
-    """Serve the parent on ``ctrl_fd`` until it closes it. Ready once torch is warm; the op log's
-    warm-up (torch._dynamo) waits until a first worker is forked and no request is waiting (or
-    ``FIRST_FORKS_MAX`` are), or until a request says its test bans functions (``"op_log": true``),
-    so a grading's first tests need not wait for it; ban guards asked for meanwhile (``prepare``)
-    are worked out after it. Each ``spawned`` answer says whether the op log was warm."""
+    """Serve the parent on ``ctrl_fd`` until it closes it. Ready once torch is warm. The op log's
+    warm-up (torch._dynamo) is only for a grading with bans (a ``prepare`` message, which the parent
+    sends before its first request): it waits until the first workers are forked and no request is
+    waiting (or ``FIRST_FORKS_MAX`` are), or until a request says its test bans functions (``"op_log":
+    true``), so a grading's first tests need not wait for it; the ban guards asked for are worked out
+    after it. Without bans it never runs (a test whose code builds an optimizer imports torch._dynamo
+    in its own worker, as one process grading every test would once). Each ``spawned`` answer says
+    whether the op log was warm."""
     ctrl = socket.socket(fileno=ctrl_fd)
     _become_subreaper()
     warm_up(list(libraries), op_log=False)
@@ -306,12 +316,12 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
     forked = 0
     deferred: list[bytes] | None = []   # prepare messages held until the op log's warm-up; None once done
     while True:
-        wait = FIRST_FORKS_WAIT_S if deferred is not None and forked else 0.1
+        wait = FIRST_FORKS_WAIT_S if deferred and forked else 0.1
         readable, _, _ = select.select([ctrl], [], [], wait)
         _reap(ctrl, workers)
         _kill_orphans(workers)
-        if deferred is not None and forked and (not readable or forked >= FIRST_FORKS_MAX):
-            _warm_op_log(deferred)
+        if deferred and forked and (not readable or forked >= FIRST_FORKS_MAX):
+            _warm_op_log(deferred, ctrl, workers)
             deferred = None
             continue
         if not readable:
@@ -333,7 +343,7 @@ def main(ctrl_fd: int, libraries: list[str] = ()) -> None:
             continue
         request = _json_or_empty(msg)
         if deferred is not None and request.get("op_log"):   # this worker's test bans functions
-            _warm_op_log(deferred)
+            _warm_op_log(deferred, ctrl, workers)
             deferred = None
         forked += 1
         pid = os.fork()

@@ -299,15 +299,32 @@ class WorkerProcess:
 
 
 class _Pending:
-    """A worker asked of the fork server whose "spawned" answer has not been read yet."""
+    """A worker asked of the fork server, not yet handed to a test: its pid and whether it was
+    forked with the op log warm are known once the fork server's "spawned" answer is read."""
 
-    def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None):
+    def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None,
+                 asked_op_log: bool = False):
         self.key = key
         self.sock = sock
         self.out_fd = out_fd
         self.scratch = scratch
+        self.asked_op_log = asked_op_log   # asked with op_log: forked after the op log's warm-up
+        self.pid: int | None = None
+        self.op_log = False
+
+    def suits(self, key: tuple, op_log: bool) -> bool:
+        """Whether this worker may serve a test of ``key`` (one with bans needs the op log warm)."""
+        return self.key == key and (not op_log or self.asked_op_log or self.op_log)
 
     def discard(self) -> None:
+        """Kill the (inert, not yet confined) process if it was forked, and close what is ours."""
+        if self.pid is not None:
+            for kill in (os.killpg, os.kill):   # its own group once it has called setsid
+                try:
+                    kill(self.pid, signal.SIGKILL)
+                    break
+                except (ProcessLookupError, PermissionError):
+                    pass
         self.sock.close()
         os.close(self.out_fd)
         if self.scratch:
@@ -344,11 +361,17 @@ def new_worker_scratch(parent: str, user: "privileges.WorkerUser | None") -> str
     return path
 
 
+COLD_SPARES = 5   # spares kept while the fork server's op-log warm-up is pending (see WorkerPool)
+
+
 class WorkerPool:
     """A fork server and the workers it starts; use as a context manager.
 
-    While a test runs, the next test's worker is already being forked (a spare), so a
-    test pays neither the fork nor the wait for it.
+    While a test runs, the next test's worker is already forked (a spare, still inert and root),
+    so a test pays neither the fork nor the wait for it. In a grading with bans, the fork server's
+    op-log warm-up (torch._dynamo, a second or more during which it forks nothing) comes after
+    its first forks: until it is done the pool keeps ``COLD_SPARES`` spares, so the first tests
+    run on them while it warms up instead of waiting for it.
     """
 
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
@@ -369,9 +392,10 @@ class WorkerPool:
         self._proc: subprocess.Popen | None = None
         self._ctrl: socket.socket | None = None
         self._ready = False
-        self._spawned: collections.deque[tuple[int, bool]] = collections.deque()   # (pid, op log warm)
+        self._unanswered: collections.deque[_Pending] = collections.deque()   # asked, no "spawned" answer yet
         self._exits: dict[int, int] = {}
-        self._spare: _Pending | None = None
+        self._spares: list[_Pending] = []           # forked (or asked) ahead of their tests, in order
+        self._op_log_warm = False                   # a "spawned" answer said the op log was warm
         self._ban_patterns: list[str] = []         # the fork server prepares their guards (prepare_bans)
         self._lock = threading.Lock()
 
@@ -443,7 +467,7 @@ class WorkerPool:
         child.close()
         self._ctrl = parent
         self._ready = False
-        self._spawned.clear()
+        self._op_log_warm = False
         if self._ban_patterns:   # read once it is warm, before it forks a worker
             self._send_prepare(self._ban_patterns)
 
@@ -487,8 +511,10 @@ class WorkerPool:
         if "ready" in data:
             self._ready = True
             self.network_blocked = bool(data.get("network_blocked"))
-        if "spawned" in data:
-            self._spawned.append((data["spawned"], data.get("op_log") is True))
+        if "spawned" in data and self._unanswered:   # answers come in the order of the requests
+            pending = self._unanswered.popleft()
+            pending.pid, pending.op_log = data["spawned"], data.get("op_log") is True
+            self._op_log_warm = self._op_log_warm or pending.op_log
         if "exited" in data:
             self._exits[data["exited"]] = data["status"]
         return True
@@ -502,6 +528,8 @@ class WorkerPool:
         return True
 
     def _stop_zygote(self) -> None:
+        self._drop_spares()
+        self._unanswered.clear()
         if self._ctrl is not None:
             self._ctrl.close()   # the fork server kills what it has left, then exits
             self._ctrl = None
@@ -528,27 +556,73 @@ class WorkerPool:
         request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
                               "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device),
                               "scratch": scratch, "op_log": op_log})
+        pending = _Pending(key, ours, out_r, scratch, asked_op_log=op_log)
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
-            return _Pending(key, ours, out_r, scratch)
         except OSError:
-            _Pending(key, ours, out_r, scratch).discard()
+            pending.discard()
             return None
         finally:
             theirs.close()
             os.close(out_w)
+        self._unanswered.append(pending)
+        return pending
+
+    def _answered(self, pending: _Pending, timeout: float = SPAWN_TIMEOUT_S) -> bool:
+        """Wait for the fork server's answer to ``pending`` (its pid); False if none came."""
+        return self._wait_for(lambda: pending.pid is not None, timeout)
 
     def _collect(self, pending: _Pending) -> WorkerProcess | None:
-        if not self._wait_for(lambda: bool(self._spawned), SPAWN_TIMEOUT_S):
+        """The worker of an answered request, watched and drained from now on."""
+        if not self._answered(pending):
             pending.discard()
             return None
-        pid, op_log = self._spawned.popleft()
         gpu_limit = self.gpu_memory_limit if pending.key[2].startswith("cuda") else None
-        worker = WorkerProcess(self, pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
+        worker = WorkerProcess(self, pending.pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
                                self.memory_limit, gpu_limit)
         worker.scratch = pending.scratch
-        worker.op_log = op_log
+        worker.op_log = pending.op_log or pending.asked_op_log
         return worker
+
+    def _take_spare(self, key: tuple, op_log: bool) -> WorkerProcess | None:
+        """The first spare that suits the test (see ``_Pending.suits``). Spares of another key
+        (another submission folder or device) are killed; cold ones are kept for a later test
+        without bans."""
+        for pending in list(self._spares):
+            if not self._answered(pending):
+                self._drop_spares()   # the fork server is stuck or gone: spawn starts another
+                return None
+            if pending.key != key:
+                self._spares.remove(pending)
+                pending.discard()
+            elif pending.suits(key, op_log):
+                self._spares.remove(pending)
+                return self._collect(pending)
+        return None
+
+    def _top_up(self, key: tuple, op_log: bool) -> None:
+        """Ask for the next tests' workers now: one like this test's, and while the op-log warm-up
+        is pending (a grading with bans, see ``zygote.main``), up to ``COLD_SPARES`` in all."""
+        if self._ctrl is None or self._proc is None or self._proc.poll() is not None:
+            return
+        wanted = COLD_SPARES if self._ban_patterns and not self._op_log_warm else 1
+        asks = [op_log] if not any(p.suits(key, op_log) for p in self._spares) else []
+        asks += [False] * (wanted - len(self._spares) - len(asks))
+        for ask in asks:
+            pending = self._request(key, ask)
+            if pending is None:
+                return
+            self._spares.append(pending)
+
+    def _drop_spares(self, settle: float = 0.0) -> None:
+        """Kill every spare (inert, never confined: no student code ran in it) and remove its
+        scratch; ``settle``: first wait up to so long for their pids, so each is killed, not left
+        to exit when it reads its socket's end."""
+        spares, self._spares = self._spares, []
+        for pending in spares:
+            if settle and pending.pid is None:
+                self._answered(pending, settle)
+            pending.discard()
 
     def spawn(self, staged_dir: str, modules: dict, device: str, op_log: bool = False) -> WorkerProcess:
         """A fresh worker for ``staged_dir`` (its own process group, its stdout/stderr drained).
@@ -560,13 +634,7 @@ class WorkerPool:
         """
         key = (staged_dir, json.dumps(modules, sort_keys=True), device)
         with self._lock:
-            worker = None
-            spare, self._spare = self._spare, None
-            if spare is not None:
-                worker = self._collect(spare)
-                if worker is not None and (spare.key != key or (op_log and not worker.op_log)):
-                    worker.kill()
-                    worker = None
+            worker = self._take_spare(key, op_log)
             for _attempt in (1, 2):
                 if worker is not None:
                     break
@@ -577,8 +645,7 @@ class WorkerPool:
                     self._stop_zygote()   # it died (perhaps killed by a student): start a new one
             if worker is None:
                 raise WorkerStartError("could not start a worker process")
-            if self._ctrl is not None and self._proc is not None and self._proc.poll() is None:
-                self._spare = self._request(key)
+            self._top_up(key, op_log)
             return worker
 
     def exit_status(self, pid: int, wait: float) -> int | None:
@@ -588,26 +655,20 @@ class WorkerPool:
             return self._exits.pop(pid, None)
 
     def recycle(self) -> None:
-        """Between two submissions graded with this pool (a warm batch): the spare worker (forked for
-        the last one) is killed with its scratch folder, every process of the worker user is killed
+        """Between two submissions graded with this pool (a warm batch): the spare workers (forked for
+        the last one) are killed with their scratch folders, every process of the worker user is killed
         and what it left in the shared folders and SysV IPC is removed, as for a new grading's user
         (``privileges.acquire``); each worker's scratch went when it was killed. The fork server
         stays: it never runs student code, and each test still gets a fresh worker from it."""
         with self._lock:
-            spare, self._spare = self._spare, None
-            worker = self._collect(spare) if spare is not None else None
-            if worker is not None:
-                worker.kill()     # its process group, before it ever switches user
+            self._drop_spares(settle=SPAWN_TIMEOUT_S)   # their process groups, before they ever switch user
             self.kill_worker_user()
             if self.user is not None:
                 privileges.remove_leftovers(self.user.uid)
 
     def close(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, None
-            if spare is not None:
-                spare.sock.close()   # the forked spare reads EOF and exits
-                os.close(spare.out_fd)
+            self._drop_spares(settle=1.0)
             self._stop_zygote()
             self.kill_worker_user()
             if self.user is not None:
