@@ -5,7 +5,7 @@ control socket. Each control message is JSON ``{"staged_dir", "modules", "device
 "libraries", "sandbox", "scratch", "op_log"}`` carrying two file descriptors: the worker's
 request socket and the write end of the pipe that collects the worker's stdout and stderr. The
 zygote answers ``{"spawned": pid, "op_log": warm}`` and later ``{"exited": pid, "status": n}``
-(negative: killed by signal -n); a message without descriptors is ``{"prepare": [pattern, ...]}``. It never imports student code; the forked child does, after starting a new session
+(negative: killed by signal -n), and says ``{"op_log_warm": true}`` once the op log's warm-up is done; a message without descriptors is ``{"prepare": [pattern, ...]}``. It never imports student code; the forked child does, after starting a new session
 (its pid is its process group, which the parent kills as a whole) and after confining
 itself (``worker.sandbox``: limits, no network, the worker user) once its first request
 arrives, so a worker forked ahead of its test stays inert until the parent has cleaned up
@@ -285,12 +285,15 @@ def _warm_op_log(deferred: list[bytes], ctrl: socket.socket, workers: set[int]) 
     finally:
         signal.signal(signal.SIGCHLD, previous)
     gc.freeze()
+    try:
+        ctrl.send(json.dumps({"op_log_warm": True}).encode())   # the parent drops its cold spares
+    except OSError:
+        pass
 
 
 FIRST_FORKS_WAIT_S = 0.02   # after a fork, how long a request for the next worker (a spare) is awaited
                             # before the op log's warm-up (which holds every fork for a second or more)
-FIRST_FORKS_MAX = 8         # ... and after this many forks it is not put off any longer (the parent asks
-                            # for a few spares at once while it is pending: WorkerPool.COLD_SPARES)
+FIRST_FORKS_MAX = 4         # ... and after this many forks it is not put off any longer
 
 
 def main(ctrl_fd: int, libraries: list[str] = ()) -> None:

@@ -361,17 +361,18 @@ def new_worker_scratch(parent: str, user: "privileges.WorkerUser | None") -> str
     return path
 
 
-COLD_SPARES = 5   # spares kept while the fork server's op-log warm-up is pending (see WorkerPool)
-
-
 class WorkerPool:
     """A fork server and the workers it starts; use as a context manager.
 
     While a test runs, the next test's worker is already forked (a spare, still inert and root),
-    so a test pays neither the fork nor the wait for it. In a grading with bans, the fork server's
-    op-log warm-up (torch._dynamo, a second or more during which it forks nothing) comes after
-    its first forks: until it is done the pool keeps ``COLD_SPARES`` spares, so the first tests
-    run on them while it warms up instead of waiting for it.
+    so a test pays neither the fork nor the wait for it. A spare is forked like the test that
+    asked for it (with the op log warm for a test with bans); one forked before the fork server's
+    op-log warm-up (see ``zygote.main``) is kept for a test without bans until the warm-up is done.
+
+    More cold spares would not help: tried with five, the first tests ran on them while the fork
+    server warmed up, but a test whose code builds an optimizer (``uw_attention``'s notebooks) or
+    backpropagates a given gradient (torch then imports sympy) imported what the warm-up imports
+    in its own worker, over a second each; ``uw_attention`` went from 1.30x the floor to 1.51x.
     """
 
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
@@ -517,6 +518,8 @@ class WorkerPool:
             self._op_log_warm = self._op_log_warm or pending.op_log
         if "exited" in data:
             self._exits[data["exited"]] = data["status"]
+        if data.get("op_log_warm") is True:
+            self._op_log_warm = True
         return True
 
     def _wait_for(self, condition, timeout: float) -> bool:
@@ -587,12 +590,16 @@ class WorkerPool:
     def _take_spare(self, key: tuple, op_log: bool) -> WorkerProcess | None:
         """The first spare that suits the test (see ``_Pending.suits``). Spares of another key
         (another submission folder or device) are killed; cold ones are kept for a later test
-        without bans."""
+        without bans until the op log is warm, then killed too: they hold the pages the fork
+        server's warm-up rewrote (over 100 MiB), and a warm worker is as quick to fork."""
+        while self._pump(0.0001):   # what the fork server said meanwhile (its warm-up done, exits)
+            pass
         for pending in list(self._spares):
             if not self._answered(pending):
                 self._drop_spares()   # the fork server is stuck or gone: spawn starts another
                 return None
-            if pending.key != key:
+            cold = not (pending.op_log or pending.asked_op_log)
+            if pending.key != key or (cold and self._op_log_warm):
                 self._spares.remove(pending)
                 pending.discard()
             elif pending.suits(key, op_log):
@@ -601,18 +608,13 @@ class WorkerPool:
         return None
 
     def _top_up(self, key: tuple, op_log: bool) -> None:
-        """Ask for the next tests' workers now: one like this test's, and while the op-log warm-up
-        is pending (a grading with bans, see ``zygote.main``), up to ``COLD_SPARES`` in all."""
+        """Ask now for the next test's worker, forked like this test's (unless a spare suits already)."""
         if self._ctrl is None or self._proc is None or self._proc.poll() is not None:
             return
-        wanted = COLD_SPARES if self._ban_patterns and not self._op_log_warm else 1
-        asks = [op_log] if not any(p.suits(key, op_log) for p in self._spares) else []
-        asks += [False] * (wanted - len(self._spares) - len(asks))
-        for ask in asks:
-            pending = self._request(key, ask)
-            if pending is None:
-                return
-            self._spares.append(pending)
+        if not any(p.suits(key, op_log) for p in self._spares):
+            pending = self._request(key, op_log)
+            if pending is not None:
+                self._spares.append(pending)
 
     def _drop_spares(self, settle: float = 0.0) -> None:
         """Kill every spare (inert, never confined: no student code ran in it) and remove its
