@@ -670,7 +670,7 @@ class WorkerPool:
 
     def close(self) -> None:
         with self._lock:
-            self._drop_spares(settle=1.0)
+            self._drop_spares()   # a spare not yet answered for is killed by the fork server as it exits
             self._stop_zygote()
             self.kill_worker_user()
             if self.user is not None:
