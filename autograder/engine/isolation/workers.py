@@ -369,10 +369,11 @@ class WorkerPool:
     asked for it (with the op log warm for a test with bans); one forked before the fork server's
     op-log warm-up (see ``zygote.main``) is kept for a test without bans until the warm-up is done.
 
-    More cold spares would not help: tried with five, the first tests ran on them while the fork
-    server warmed up, but a test whose code builds an optimizer (``uw_attention``'s notebooks) or
-    backpropagates a given gradient (torch then imports sympy) imported what the warm-up imports
-    in its own worker, over a second each; ``uw_attention`` went from 1.30x the floor to 1.51x.
+    Five cold spares were tried (so the first tests never wait for the warm-up) and undone: a test
+    on one that builds an optimizer or backpropagates a given gradient (torch then imports sympy)
+    imports what the warm-up imports in its own worker, and six processes kept the fork server's
+    pre-warm-up pages alive; side by side with one spare it measured within the machine's drift
+    (docs/benchmarks.md, tree 6).
     """
 
     def __init__(self, output_cap: int = 64 * 1024, libraries: tuple[str, ...] = (),
