@@ -434,7 +434,6 @@ def _index_new_modules() -> None:
     contents = [v for m in native for v in vars(m).values() if _defined_by_native(v)]
     native_ids = {id(m) for m in native} | {id(v) for v in contents}
     native_types = {v for v in contents if isinstance(v, type)} - {object, type}
-    seen = _TORCH_FUNCTION_IDS
     for name, module in new:
         if not isinstance(module, types.ModuleType) or id(module) in native_ids:
             continue
@@ -447,10 +446,10 @@ def _index_new_modules() -> None:
             if id(value) in native_ids or type(value) in native_types or (
                     isinstance(value, type) and not native_types.isdisjoint(value.__mro__)):
                 _NATIVE_REFERENCES.append((module, key))
-            while in_torch and type(value) is types.FunctionType and id(value) not in seen:
+            while in_torch and type(value) is types.FunctionType and id(value) not in _TORCH_FUNCTION_IDS:
                 where = value.__module__
                 if isinstance(where, str) and (where == "torch" or where.startswith("torch.")):
-                    seen.add(id(value))
+                    _TORCH_FUNCTION_IDS.add(id(value))
                     _TORCH_FUNCTIONS.append((value, f"{where}.{value.__name__}"))
                 value = value.__dict__.get("__wrapped__")
 

@@ -5,7 +5,9 @@ control socket. Each control message is JSON ``{"staged_dir", "modules", "device
 "libraries", "sandbox", "scratch", "op_log"}`` carrying two file descriptors: the worker's
 request socket and the write end of the pipe that collects the worker's stdout and stderr. The
 zygote answers ``{"spawned": pid, "op_log": warm}`` and later ``{"exited": pid, "status": n}``
-(negative: killed by signal -n), and says ``{"op_log_warm": true}`` once the op log's warm-up is done; a message without descriptors is ``{"prepare": [pattern, ...]}``. It never imports student code; the forked child does, after starting a new session
+(negative: killed by signal -n), and says ``{"op_log_warm": true}`` once the op log's warm-up is
+done; a message without descriptors is ``{"prepare": [pattern, ...]}``. It never imports student
+code; the forked child does, after starting a new session
 (its pid is its process group, which the parent kills as a whole) and after confining
 itself (``worker.sandbox``: limits, no network, the worker user) once its first request
 arrives, so a worker forked ahead of its test stays inert until the parent has cleaned up

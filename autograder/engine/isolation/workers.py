@@ -299,22 +299,22 @@ class WorkerProcess:
 
 
 class _Pending:
-    """A worker asked of the fork server, not yet handed to a test: its pid and whether it was
-    forked with the op log warm are known once the fork server's "spawned" answer is read."""
+    """A worker asked of the fork server, not yet handed to a test: its pid is known once the fork
+    server's "spawned" answer is read. ``op_log``: forked with the op log warm, because it was asked
+    so (the fork server warms up first) or, per that answer, because it already was."""
 
     def __init__(self, key: tuple, sock: socket.socket, out_fd: int, scratch: str | None = None,
-                 asked_op_log: bool = False):
+                 op_log: bool = False):
         self.key = key
         self.sock = sock
         self.out_fd = out_fd
         self.scratch = scratch
-        self.asked_op_log = asked_op_log   # asked with op_log: forked after the op log's warm-up
+        self.op_log = op_log
         self.pid: int | None = None
-        self.op_log = False
 
     def suits(self, key: tuple, op_log: bool) -> bool:
         """Whether this worker may serve a test of ``key`` (one with bans needs the op log warm)."""
-        return self.key == key and (not op_log or self.asked_op_log or self.op_log)
+        return self.key == key and (self.op_log or not op_log)
 
     def discard(self) -> None:
         """Kill the (inert, not yet confined) process if it was forked, and close what is ours."""
@@ -397,7 +397,7 @@ class WorkerPool:
         self._unanswered: collections.deque[_Pending] = collections.deque()   # asked, no "spawned" answer yet
         self._exits: dict[int, int] = {}
         self._spares: list[_Pending] = []           # forked (or asked) ahead of their tests, in order
-        self._op_log_warm = False                   # a "spawned" answer said the op log was warm
+        self._op_log_warm = False                   # the fork server said its op-log warm-up is done
         self._ban_patterns: list[str] = []         # the fork server prepares their guards (prepare_bans)
         self._lock = threading.Lock()
 
@@ -515,8 +515,8 @@ class WorkerPool:
             self.network_blocked = bool(data.get("network_blocked"))
         if "spawned" in data and self._unanswered:   # answers come in the order of the requests
             pending = self._unanswered.popleft()
-            pending.pid, pending.op_log = data["spawned"], data.get("op_log") is True
-            self._op_log_warm = self._op_log_warm or pending.op_log
+            pending.pid = data["spawned"]
+            pending.op_log = pending.op_log or data.get("op_log") is True
         if "exited" in data:
             self._exits[data["exited"]] = data["status"]
         if data.get("op_log_warm") is True:
@@ -560,7 +560,7 @@ class WorkerPool:
         request = json.dumps({"staged_dir": staged_dir, "modules": json.loads(modules), "device": device,
                               "libraries": list(self.libraries), "sandbox": self.sandbox_policy(device),
                               "scratch": scratch, "op_log": op_log})
-        pending = _Pending(key, ours, out_r, scratch, asked_op_log=op_log)
+        pending = _Pending(key, ours, out_r, scratch, op_log=op_log)
         try:
             socket.send_fds(self._ctrl, [request.encode()], [theirs.fileno(), out_w])
         except OSError:
@@ -585,7 +585,7 @@ class WorkerPool:
         worker = WorkerProcess(self, pending.pid, pending.sock, OutputDrain(pending.out_fd, self.output_cap),
                                self.memory_limit, gpu_limit)
         worker.scratch = pending.scratch
-        worker.op_log = pending.op_log or pending.asked_op_log
+        worker.op_log = pending.op_log
         return worker
 
     def _take_spare(self, key: tuple, op_log: bool) -> WorkerProcess | None:
@@ -599,8 +599,7 @@ class WorkerPool:
             if not self._answered(pending):
                 self._drop_spares()   # the fork server is stuck or gone: spawn starts another
                 return None
-            cold = not (pending.op_log or pending.asked_op_log)
-            if pending.key != key or (cold and self._op_log_warm):
+            if pending.key != key or (self._op_log_warm and not pending.op_log):
                 self._spares.remove(pending)
                 pending.discard()
             elif pending.suits(key, op_log):
